@@ -1,0 +1,84 @@
+"""Building blocks shared by every claim model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from functions.domain import presets
+from functions.domain.quantity import QUANTITY_PATTERN, is_quantity
+
+
+class Model(BaseModel):
+    """Strict camelCase model: unknown fields are errors, as in a structural schema."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+
+def _quantity(value: Any) -> str:
+    # Structs carry every number as a float; integral floats are plain integers.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer or a string")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer or a quantity string such as 500m")
+        value = int(value)
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not is_quantity(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 10Gi, 500m, 2)")
+    return value
+
+
+QUANTITY_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "pattern": QUANTITY_PATTERN,
+    "x-kubernetes-int-or-string": True,
+}
+
+Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(QUANTITY_SCHEMA)]
+"""A Kubernetes quantity; integers are accepted and kept as their decimal string."""
+
+ResourcesPreset = Literal[presets.PRESET_NAMES]  # type: ignore[valid-type]
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    return {"rule": rule, "message": message}
+
+
+def with_rules(*rules: dict[str, str]) -> ConfigDict:
+    """Model config carrying cross-field CEL rules; the XRD and the function share them."""
+    validations: list[Any] = [dict(rule) for rule in rules]
+    return ConfigDict(
+        **Model.model_config, json_schema_extra={"x-kubernetes-validations": validations}
+    )
+
+
+def immutable(message: str) -> dict[str, Any]:
+    """Schema extra that makes a field immutable once set (a CEL transition rule)."""
+    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": message}]}
+
+
+class Resources(Model):
+    """Explicit CPU and memory limits; each set key overrides the preset's."""
+
+    cpu: Quantity | None = None
+    """CPU limit, e.g. 2 or 500m. Requests are derived with the platform CPU ratio."""
+    memory: Quantity | None = None
+    """Memory limit, e.g. 4Gi."""
+
+    def overrides(self) -> dict[str, str]:
+        return {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v is not None}
+
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+SecretKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]

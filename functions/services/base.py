@@ -1,0 +1,134 @@
+"""What every service's compose function receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.api.config import PlatformConfig
+from functions.domain import readiness
+from functions.domain.secrets import PasswordSource
+
+Object = dict[str, Any]
+
+
+class ComposeError(Exception):
+    """Input the service cannot compose; becomes a Fatal result naming the field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        # An empty path means the message already names its fields.
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Composite:
+    """What a service may know of the composite resource (XR) and its claim."""
+
+    name: str
+    uid: str
+    claim_name: str
+    claim_namespace: str
+
+
+class Observed:
+    """Observed composed resources by composition-resource name, converted on first read."""
+
+    def __init__(self, keys: Iterable[str], load: Callable[[str], Object]) -> None:
+        self._keys = frozenset(keys)
+        self._load = load
+        self._cache: dict[str, Object] = {}
+
+    @classmethod
+    def of(cls, objects: Mapping[str, Object]) -> Observed:
+        return cls(objects, objects.__getitem__)
+
+    def get(self, key: str) -> Object | None:
+        if key not in self._keys:
+            return None
+        if key not in self._cache:
+            self._cache[key] = self._load(key)
+        return self._cache[key]
+
+    def keys(self) -> frozenset[str]:
+        return self._keys
+
+
+@dataclass(frozen=True)
+class Requirement:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+class Required:
+    """Resources the function asked Crossplane to fetch (required resources)."""
+
+    def __init__(self, resolved: Mapping[str, list[Object]]) -> None:
+        self._resolved = resolved
+
+    def resolved(self, name: str) -> bool:
+        return name in self._resolved
+
+    def one(self, name: str) -> Object | None:
+        items = self._resolved.get(name) or []
+        return items[0] if items else None
+
+
+@dataclass(frozen=True)
+class Context:
+    composite: Composite
+    observed: Observed
+    required: Required
+    config: PlatformConfig
+    passwords: PasswordSource
+
+
+@dataclass
+class Desired:
+    body: Object
+    ready: bool
+
+
+@dataclass
+class Outcome:
+    """A service's answer: desired objects with readiness, status, and what it waits on."""
+
+    ctx: Context
+    resources: dict[str, Desired] = field(default_factory=dict)
+    status: Object = field(default_factory=dict)
+    requirements: dict[str, Requirement] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, key: str, body: Object) -> Object | None:
+        """Compose `body` under `key`; returns what is observed for it, if anything."""
+        if key in self.resources:
+            raise ValueError(f"composed twice: {key}")
+        observed = self.ctx.observed.get(key)
+        self.resources[key] = Desired(body, readiness.is_ready(body, observed))
+        return observed
+
+    def require(self, name: str, requirement: Requirement) -> Object | None:
+        """Ask for a resource; returns it once Crossplane has fetched it."""
+        self.requirements[name] = requirement
+        return self.ctx.required.one(name)
+
+    def wait(self, message: str) -> None:
+        self.waiting.append(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def meta(
+    name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+) -> Object:
+    out: Object = {"name": name}
+    if namespace is not None:
+        out["namespace"] = namespace
+    if labels:
+        out["labels"] = dict(sorted(labels.items()))
+    return out

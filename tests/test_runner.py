@@ -1,0 +1,181 @@
+"""The gRPC edge: dispatch, Fatal results for bad input, readiness, TTL and conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import pytest
+from crossplane.function import logging, resource
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from functions import services
+from functions.api.kinds import POSTGRES, TENANT
+from functions.render import load, request, to_composite
+from functions.runner import FunctionRunner
+from tests.conftest import ENVIRONMENT, counter_passwords
+
+logging.configure(logging.Level.DISABLED)
+CONFIG = {"apiVersion": "fn.cozyplane.io/v1alpha1", "kind": "Input"}
+
+
+def postgres_xr(**spec: Any) -> dict[str, Any]:
+    claim = {
+        "apiVersion": "cozyplane.io/v1alpha1",
+        "kind": "Postgres",
+        "metadata": {"name": "db", "namespace": "tenant-dev"},
+        "spec": spec,
+    }
+    return to_composite(claim, POSTGRES)
+
+
+def call(
+    xr: dict[str, Any],
+    *,
+    observed: dict[str, Any] | None = None,
+    step_input: dict[str, Any] | None = None,
+    requirements: fnv1.Requirements | None = None,
+) -> fnv1.RunFunctionResponse:
+    req = request(
+        xr,
+        observed or {},
+        load(ENVIRONMENT),
+        CONFIG if step_input is None else step_input,
+        requirements,
+    )
+    req.meta.tag = "tag-1"
+    return asyncio.run(FunctionRunner(counter_passwords()).RunFunction(req, None))
+
+
+def fatal(rsp: fnv1.RunFunctionResponse) -> str:
+    (result,) = [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    return str(result.message)
+
+
+@pytest.mark.parametrize(
+    ("xr", "message"),
+    [
+        ({}, "function-cozyplane composes XPostgres, XTenant, not nothing"),
+        (
+            {"apiVersion": "example.org/v1", "kind": "XBucket", "metadata": {"name": "b"}},
+            "not XBucket",
+        ),
+        (postgres_xr(replicas="three"), "spec.replicas: Input should be a valid integer"),
+        (postgres_xr(replicas=2.5), "spec.replicas: Input should be a valid integer"),
+        (postgres_xr(size=1.5), "spec.size: Value error, must be an integer or a quantity string"),
+        (postgres_xr(users={"postgres": {}}), "spec: users.postgres is forbidden"),
+        (
+            postgres_xr(postgresql={"parameters": {"archive_command": "x"}}),
+            "spec: postgresql.parameters may not set",
+        ),
+        (postgres_xr(version="v9"), "spec.version: Input should be 'v18'"),
+        (
+            postgres_xr(users={"a": {"password": ""}}),
+            "spec.users.a.password: String should have at least 1 character",
+        ),
+        (postgres_xr(extra=True), "spec.extra: Extra inputs are not permitted"),
+        (postgres_xr(spec=None) | {"spec": "nonsense"}, "spec: must be an object"),
+    ],
+)
+def test_bad_input_is_a_fatal_result_naming_the_field(xr: dict[str, Any], message: str) -> None:
+    rsp = call(xr)
+    assert message in fatal(rsp)
+    assert not rsp.desired.resources
+
+
+def test_bad_step_input_is_fatal() -> None:
+    rsp = call(postgres_xr(), step_input=CONFIG | {"cpuAllocationRatio": 0})
+    assert "input.cpuAllocationRatio: Input should be greater than 0" in fatal(rsp)
+
+
+def test_storage_shrink_is_fatal_and_nothing_is_dropped() -> None:
+    xr = postgres_xr(size="20Gi")
+    first = call(xr)
+    observed = {k: resource.struct_to_dict(r.resource) for k, r in first.desired.resources.items()}
+    xr["spec"]["size"] = "10Gi"
+    rsp = call(xr, observed=observed)
+    assert "spec.size: volumes cannot shrink from 20Gi to 10Gi" in fatal(rsp)
+
+
+def test_numbers_arrive_as_floats_and_leave_as_integers() -> None:
+    rsp = call(postgres_xr(replicas=3.0, size=20.0))
+    spec = rsp.desired.resources["cluster"].resource["spec"]
+    assert spec["instances"] == 3
+    assert spec["storage"]["size"] == "20"
+
+
+def test_internal_errors_become_fatal_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(services.COMPOSERS, "XPostgres", broken)
+    message = fatal(call(postgres_xr()))
+    assert message.startswith("cannot compose XPostgres db-")
+    assert "internal error (KeyError)" in message
+    assert "Traceback" not in message
+
+
+def test_response_keeps_tag_and_reports_readiness_and_a_claim_condition() -> None:
+    rsp = call(postgres_xr())
+    assert rsp.meta.tag == "tag-1"
+    assert rsp.desired.resources["cluster"].ready == fnv1.READY_FALSE
+    (condition,) = rsp.conditions
+    assert condition.type == "Available"
+    assert condition.status == fnv1.STATUS_CONDITION_FALSE
+    assert condition.target == fnv1.TARGET_COMPOSITE_AND_CLAIM
+    assert condition.message == "creating CloudNativePG Cluster postgres-db"
+    assert rsp.meta.ttl.seconds == 15
+
+
+def test_settled_claims_get_a_long_ttl() -> None:
+    xr = postgres_xr()
+    observed = {
+        k: resource.struct_to_dict(r.resource) for k, r in call(xr).desired.resources.items()
+    }
+    observed["cluster"]["status"] = {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "readyInstances": 2,
+    }
+    rsp = call(xr, observed=observed)
+    assert rsp.desired.resources["cluster"].ready == fnv1.READY_TRUE
+    assert rsp.conditions[0].status == fnv1.STATUS_CONDITION_TRUE
+    assert rsp.meta.ttl.seconds == 300
+
+
+def test_requirements_are_the_same_on_every_call() -> None:
+    claim = {
+        "apiVersion": "cozyplane.io/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": "dev", "namespace": "tenant-root"},
+        "spec": {},
+    }
+    xr = to_composite(claim, TENANT)
+    first = call(xr)
+    assert not first.desired.resources
+    assert first.meta.ttl.seconds == 15
+    second = call(xr, requirements=first.requirements)
+    assert second.requirements == first.requirements
+    assert "namespace" in second.desired.resources
+
+
+def test_secrets_never_reach_status_results_or_conditions() -> None:
+    xr = postgres_xr(
+        users={"app": {"password": "hunter2hunter2"}, "gen": {}},
+        backup={
+            "enabled": True,
+            "destinationPath": "s3://b/",
+            "s3AccessKey": "AKIAEXAMPLE",
+            "s3SecretKey": "wJalrXUtnFEMIEXAMPLEKEY",
+        },
+    )
+    rsp = call(xr)
+    encoded = resource.struct_to_dict(rsp.desired.resources["credentials"].resource)["data"]["gen"]
+    generated = base64.b64decode(encoded).decode()
+    outside = (
+        str(resource.struct_to_dict(rsp.desired.composite.resource))
+        + str(list(rsp.results))
+        + str(list(rsp.conditions))
+    )
+    for secret in ("hunter2hunter2", "AKIAEXAMPLE", "wJalrXUtnFEMIEXAMPLEKEY", generated):
+        assert secret not in outside

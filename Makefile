@@ -26,7 +26,7 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 ## render: render every example claim through function-cozyplane into out/
 render: $(VENV)/.synced
 	mkdir -p $(OUT)
-	for claim in $(EXAMPLES); do \
+	@for claim in $(EXAMPLES); do \
 	  name=$$(basename $$claim); \
 	  $(BIN)/cozyplane render $$claim --required examples/environment --include-xr > $(OUT)/$$name; \
 	  echo "$$claim -> $(OUT)/$$name ($$(grep -c '^---' $(OUT)/$$name) objects, composite first)"; \

@@ -279,7 +279,9 @@ def generated(root: Path) -> dict[Path, str]:
     """Every generated file under the repository root, with its content."""
     crd = input_crd()
     files = {root / "docs" / "api.md": api_reference()}
-    files |= {root / "package" / "function" / "input" / f"{crd['metadata']['name']}.yaml": dump(crd)}
+    files |= {
+        root / "package" / "function" / "input" / f"{crd['metadata']['name']}.yaml": dump(crd)
+    }
     files[root / "package" / "rbac" / "crossplane.yaml"] = dump(crossplane_role())
     files[root / "package" / "rbac" / "tenant-roles.yaml"] = GENERATED_HEADER + yaml.dump_all(
         tenant_roles(), Dumper=_Dumper, sort_keys=False, width=100, explicit_start=True

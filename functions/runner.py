@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import grpc
@@ -133,6 +134,11 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
             for name, found in req.required_resources.items()
         }
     )
+    if composite.claim_name and not (
+        re.fullmatch(kind.name_pattern, composite.claim_name)
+        and len(composite.claim_name) <= kind.name_max_length
+    ):
+        raise ComposeError("metadata.name", f"{composite.claim_name!r}: {kind.name_rule}")
     ctx = Context(composite, observed, required, config, passwords)
     return COMPOSERS[kind.composite](spec, ctx)
 

@@ -84,6 +84,24 @@ def test_bad_input_is_a_fatal_result_naming_the_field(xr: dict[str, Any], messag
     assert not rsp.desired.resources
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "message"),
+    [
+        (TENANT, "dev-team", "metadata.name: 'dev-team': a tenant name is a lower-case letter"),
+        (POSTGRES, "x" * 40, "a Postgres name is a DNS label of at most 39 characters"),
+        (POSTGRES, "Orders", "a Postgres name is a DNS label"),
+    ],
+)
+def test_claim_names_are_checked(kind: Any, name: str, message: str) -> None:
+    claim = {
+        "apiVersion": "cozyplane.io/v1alpha1",
+        "kind": kind.claim,
+        "metadata": {"name": name, "namespace": "tenant-root"},
+        "spec": {},
+    }
+    assert message in fatal(call(to_composite(claim, kind)))
+
+
 def test_bad_step_input_is_fatal() -> None:
     rsp = call(postgres_xr(), step_input=CONFIG | {"cpuAllocationRatio": 0})
     assert "input.cpuAllocationRatio: Input should be greater than 0" in fatal(rsp)

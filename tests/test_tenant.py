@@ -247,7 +247,6 @@ def test_everything_is_unready_until_observed_then_ready() -> None:
     ("name", "parent", "message"),
     [
         ("dev", "default", "a Tenant belongs in a tenant namespace"),
-        ("dev-team", "tenant-root", "metadata.name: a tenant name is"),
         ("a" * 57, "tenant-root", "longer than 63"),
     ],
 )

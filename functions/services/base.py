@@ -8,18 +8,12 @@ from typing import Any
 
 from functions.api.config import PlatformConfig
 from functions.domain import readiness
+from functions.domain.errors import ComposeError
 from functions.domain.secrets import PasswordSource
 
 Object = dict[str, Any]
 
-
-class ComposeError(Exception):
-    """Input the service cannot compose; becomes a Fatal result naming the field."""
-
-    def __init__(self, path: str, message: str) -> None:
-        # An empty path means the message already names its fields.
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
+__all__ = ["ComposeError", "Composite", "Context", "Observed", "Outcome", "Required", "Requirement"]
 
 
 @dataclass(frozen=True)

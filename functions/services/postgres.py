@@ -7,7 +7,7 @@ from urllib.parse import quote
 from functions.api.postgres import PostgresSpec, PostgresStatus, PostgresVersion
 from functions.domain import presets, secrets
 from functions.domain.naming import kebab
-from functions.domain.quantity import parse
+from functions.domain.storage import guard_volume
 from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
 
 IMAGES: dict[PostgresVersion, str] = {
@@ -36,7 +36,13 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
     release = f"postgres-{name}"
     host = f"{release}-rw.{ns}.svc"
     observed_cluster = ctx.observed.get("cluster")
-    _check_storage(spec, observed_cluster)
+    storage = (observed_cluster or {}).get("spec", {}).get("storage")
+    guard_volume(
+        size=spec.size,
+        storage_class=spec.storage_class,
+        observed_size=(storage or {}).get("size"),
+        observed_class=None if storage is None else storage.get("storageClass", ""),
+    )
 
     cluster_spec: Object = {
         "instances": spec.replicas,
@@ -173,22 +179,6 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
         }
     ).model_dump(by_alias=True)
     return out
-
-
-def _check_storage(spec: PostgresSpec, observed: Object | None) -> None:
-    """Refuse changes that would make CloudNativePG replace or shrink volumes."""
-    if observed is None:
-        return
-    storage = observed.get("spec", {}).get("storage", {})
-    current_class = storage.get("storageClass", "")
-    if current_class != spec.storage_class:
-        raise ComposeError(
-            "spec.storageClass",
-            f"is immutable: the volumes use {current_class or 'the default class'!r}",
-        )
-    current_size = storage.get("size")
-    if current_size and parse(spec.size) < parse(current_size):
-        raise ComposeError("spec.size", f"volumes cannot shrink from {current_size} to {spec.size}")
 
 
 def _memberships(spec: PostgresSpec) -> dict[str, list[str]]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from functions.api.kinds import TENANT
 from functions.api.tenant import TenantModules, TenantServices, TenantSpec, TenantStatus
 from functions.domain import access, naming, presets
 from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
@@ -48,8 +46,6 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
         raise ComposeError(
             "metadata", "an XTenant is created through a Tenant claim in a tenant namespace"
         )
-    if not re.fullmatch(TENANT.name_pattern, claim):
-        raise ComposeError("metadata.name", TENANT.name_rule)
     if not naming.is_tenant_namespace(parent):
         raise ComposeError(
             "metadata.namespace",

@@ -73,6 +73,10 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], *, status: bool) -> dic
         out[key] = value
     if "const" in node:
         out["enum"] = [node["const"]]
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        # JSON Schema's numeric exclusive bounds are OpenAPI 3.0 booleans in Kubernetes.
+        if bound in out:
+            out[inclusive], out[bound] = out[bound], True
     if "description" in out:
         out["description"] = " ".join(out["description"].split())
     if status:

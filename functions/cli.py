@@ -39,6 +39,11 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Composition whose step input to use instead of the default one.",
 )
+@click.option(
+    "-n",
+    "--namespace",
+    help="Namespace of a claim that has none, as a GitOps tool's target namespace sets it.",
+)
 @click.option("--include-xr", is_flag=True, help="Print the composite with its status first.")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
 def render_command(
@@ -46,6 +51,7 @@ def render_command(
     observed: Path | None,
     required: Path | None,
     composition: Path | None,
+    namespace: str | None,
     include_xr: bool,
     output: str,
 ) -> None:
@@ -54,8 +60,13 @@ def render_command(
         docs = load(file)
         if len(docs) != 1:
             raise RenderError(f"{file} must hold exactly one claim or composite, not {len(docs)}")
+        document = docs[0]
+        if namespace:
+            meta = document.setdefault("metadata", {})
+            if meta.setdefault("namespace", namespace) != namespace:
+                raise RenderError(f"{file} is in namespace {meta['namespace']}, not {namespace}")
         result = render(
-            docs[0],
+            document,
             observed=load(observed) if observed else (),
             required=load(required) if required else (),
             composition_doc=load(composition)[0] if composition else None,

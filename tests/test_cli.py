@@ -140,3 +140,16 @@ def test_custom_composition_input(tmp_path: Path) -> None:
     assert code == 0
     (cluster,) = yaml.safe_load_all(out)
     assert cluster["spec"]["resources"]["requests"]["cpu"] == "0.25"
+
+
+def test_namespace_flag_places_a_claim_without_one() -> None:
+    claim = EXAMPLES / "gitops" / "tenants" / "dev" / "orders-db.yaml"
+    code, _, err = run("render", str(claim))
+    assert code == 1
+    assert "needs metadata.name and metadata.namespace" in err
+    code, out, _ = run("render", str(claim), "-n", "tenant-dev")
+    assert code == 0
+    assert all(d["metadata"]["namespace"] == "tenant-dev" for d in yaml.safe_load_all(out))
+    code, _, err = run("render", str(EXAMPLES / "postgres-minimal.yaml"), "-n", "tenant-other")
+    assert code == 1
+    assert "is in namespace tenant-dev, not tenant-other" in err

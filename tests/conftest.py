@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,45 @@ from tests.support.schemas import Catalog
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 ENVIRONMENT = EXAMPLES / "environment"
+OBSERVED = EXAMPLES / "observed"
+GITOPS = EXAMPLES / "gitops"
 CLAIMS = sorted(p for p in EXAMPLES.glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Example:
+    """An example claim, with the namespace GitOps gives it and the observed state it may have."""
+
+    path: Path
+    namespace: str | None = None
+    observed: Path | None = None
+
+    @property
+    def id(self) -> str:
+        name = self.path.relative_to(EXAMPLES).as_posix().removesuffix(".yaml").replace("/", "-")
+        return f"{name}.day2" if self.observed else name
+
+    def claim(self) -> dict[str, Any]:
+        (doc,) = load(self.path)
+        if self.namespace:
+            doc.setdefault("metadata", {})["namespace"] = self.namespace
+        return doc
+
+
+def _examples() -> list[Example]:
+    found = []
+    for path in CLAIMS:
+        found.append(Example(path))
+        if (OBSERVED / path.stem).is_dir():
+            found.append(Example(path, observed=OBSERVED / path.stem))
+    for folder in sorted((GITOPS / "tenants").iterdir()):
+        found += [
+            Example(p, namespace=f"tenant-{folder.name}") for p in sorted(folder.glob("*.yaml"))
+        ]
+    return found
+
+
+ALL_EXAMPLES = _examples()
 
 
 def crds_dir() -> Path:
@@ -54,14 +92,12 @@ def passwords() -> PasswordSource:
     return counter_passwords()
 
 
-RenderFn = Callable[..., Rendered]
-
-
-@pytest.fixture
-def render_example() -> RenderFn:
-    def run(path: Path, **kwargs: Any) -> Rendered:
-        kwargs.setdefault("required", load(ENVIRONMENT))
-        kwargs.setdefault("passwords", counter_passwords())
-        return render(load(path)[0], **kwargs)
-
-    return run
+def render_example(example: Example | Path, **kwargs: Any) -> Rendered:
+    """Render an example through the real function, deterministically."""
+    if isinstance(example, Path):
+        example = Example(example)
+    kwargs.setdefault("required", load(ENVIRONMENT))
+    kwargs.setdefault("passwords", counter_passwords())
+    if example.observed:
+        kwargs.setdefault("observed", load(example.observed))
+    return render(example.claim(), **kwargs)

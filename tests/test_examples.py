@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 
 from functions.render import load
-from tests.conftest import CLAIMS, ENVIRONMENT, ROOT, RenderFn
+from tests.conftest import (
+    ALL_EXAMPLES,
+    CLAIMS,
+    ENVIRONMENT,
+    EXAMPLES,
+    ROOT,
+    Example,
+    render_example,
+)
 from tests.support.schemas import Catalog
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -19,49 +26,67 @@ def _dump(docs: list[dict[str, object]]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=True, explicit_start=True)
 
 
-@pytest.mark.parametrize("path", CLAIMS, ids=lambda p: p.name)
-def test_golden(path: Path, render_example: RenderFn) -> None:
-    rendered = render_example(path)
+@pytest.mark.parametrize("example", ALL_EXAMPLES, ids=lambda e: e.id)
+def test_golden(example: Example) -> None:
+    rendered = render_example(example)
     text = _dump([rendered.composite, *rendered.resources])
-    golden = GOLDEN / path.name
+    golden = GOLDEN / f"{example.id}.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(text)
-    assert golden.is_file(), f"no golden file for {path.name}: run with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(), f"render of {path.name} differs from {golden}"
+    assert golden.is_file(), f"no golden file for {example.id}: run with UPDATE_GOLDEN=1"
+    assert text == golden.read_text(), f"render of {example.id} differs from {golden}"
 
 
-@pytest.mark.parametrize("path", CLAIMS, ids=lambda p: p.name)
-def test_every_composed_object_is_valid_upstream(
-    path: Path, render_example: RenderFn, catalog: Catalog
-) -> None:
-    rendered = render_example(path)
+def test_no_stale_golden_files() -> None:
+    assert sorted(p.stem for p in GOLDEN.glob("*.yaml")) == sorted(e.id for e in ALL_EXAMPLES)
+
+
+@pytest.mark.parametrize("example", ALL_EXAMPLES, ids=lambda e: e.id)
+def test_every_composed_object_is_valid_upstream(example: Example, catalog: Catalog) -> None:
+    rendered = render_example(example)
     assert rendered.resources
-    errors = [e for obj in [rendered.composite, *rendered.resources] for e in catalog.validate(obj)]
+    errors = [
+        e
+        for obj in [example.claim(), rendered.composite, *rendered.resources]
+        for e in catalog.validate(obj)
+    ]
     assert errors == []
 
 
-@pytest.mark.parametrize("path", CLAIMS, ids=lambda p: p.name)
-def test_scope_of_composed_objects(path: Path, render_example: RenderFn, catalog: Catalog) -> None:
-    for obj in render_example(path).resources:
+@pytest.mark.parametrize("example", ALL_EXAMPLES, ids=lambda e: e.id)
+def test_scope_of_composed_objects(example: Example, catalog: Catalog) -> None:
+    for obj in render_example(example).resources:
         has_namespace = "namespace" in obj["metadata"]
         assert has_namespace is catalog.namespaced(obj), f"{obj['kind']} {obj['metadata']['name']}"
 
 
-def test_environment_matches_what_tenants_compose(render_example: RenderFn) -> None:
-    """examples/environment/tenant-dev.yaml is the Namespace the dev Tenant composes."""
-    (fixture,) = [d for d in load(ENVIRONMENT) if d["metadata"]["name"] == "tenant-dev"]
-    composed = next(
-        o
-        for o in render_example(ROOT / "examples" / "tenant-nested.yaml").resources
+def test_day2_examples_are_settled() -> None:
+    """Observed examples hold healthy operator status: the claim renders Ready, nothing pending."""
+    for example in (e for e in ALL_EXAMPLES if e.observed):
+        rendered = render_example(example)
+        conditions = {c["type"]: c["status"] for c in rendered.composite["status"]["conditions"]}
+        assert conditions == {"Ready": "True", "Available": "True"}, example.id
+
+
+def test_environment_matches_what_tenants_compose() -> None:
+    """Each non-root namespace in examples/environment is what some example Tenant composes."""
+    composed = {
+        o["metadata"]["name"]: o
+        for e in ALL_EXAMPLES
+        for o in render_example(e).resources
         if o["kind"] == "Namespace"
-    )
-    labels = {
-        k: v
-        for k, v in composed["metadata"]["labels"].items()
-        if not k.startswith("crossplane.io/")
     }
-    assert labels == fixture["metadata"]["labels"]
+    for fixture in load(ENVIRONMENT):
+        name = fixture["metadata"]["name"]
+        if name == "tenant-root":
+            continue
+        labels = {
+            k: v
+            for k, v in composed[name]["metadata"]["labels"].items()
+            if not k.startswith("crossplane.io/")
+        }
+        assert labels == fixture["metadata"]["labels"], name
 
 
 def test_examples_cover_the_issue() -> None:
@@ -72,3 +97,4 @@ def test_examples_cover_the_issue() -> None:
         "postgres-minimal.yaml",
         "postgres-full.yaml",
     } <= names
+    assert (EXAMPLES / "observed" / "postgres-full").is_dir()

@@ -9,7 +9,7 @@ import yaml
 from functions.api.kinds import KINDS
 from functions.api.manifests import FUNCTION_NAME, crossplane_role
 from functions.domain.readiness import COMPOSED, group_of
-from tests.conftest import CLAIMS, ROOT, RenderFn
+from tests.conftest import ALL_EXAMPLES, ROOT, render_example
 
 PACKAGE = ROOT / "package"
 
@@ -61,8 +61,10 @@ def test_crossplane_role_covers_exactly_the_composed_kinds() -> None:
     assert granted == {(g, facts.plural) for (g, _), facts in COMPOSED.items()}
 
 
-def test_the_examples_compose_every_known_kind_and_no_other(render_example: RenderFn) -> None:
+def test_the_examples_compose_every_known_kind_and_no_other() -> None:
     used = {
-        (group_of(o["apiVersion"]), o["kind"]) for p in CLAIMS for o in render_example(p).resources
+        (group_of(o["apiVersion"]), o["kind"])
+        for e in ALL_EXAMPLES
+        for o in render_example(e).resources
     }
     assert used == COMPOSED.keys()

@@ -80,6 +80,20 @@ STATUS_FIELDS: Object = {
     "connectionDetails": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
 }
 
+# KubeVirt publishes bare schemas named <plural>.<group>: plural -> kind, version, scope.
+KUBEVIRT_KINDS = {
+    "virtualmachines": ("VirtualMachine", "v1", "Namespaced"),
+    "virtualmachineinstances": ("VirtualMachineInstance", "v1", "Namespaced"),
+    "virtualmachineinstancetypes": ("VirtualMachineInstancetype", "v1beta1", "Namespaced"),
+    "virtualmachineclusterinstancetypes": (
+        "VirtualMachineClusterInstancetype",
+        "v1beta1",
+        "Cluster",
+    ),
+    "virtualmachinepreferences": ("VirtualMachinePreference", "v1beta1", "Namespaced"),
+    "virtualmachineclusterpreferences": ("VirtualMachineClusterPreference", "v1beta1", "Cluster"),
+}
+
 _byte_checker = jsonschema.FormatChecker()
 
 
@@ -255,22 +269,8 @@ class Catalog:
         """KubeVirt ships schemas, not CRDs: <plural>.<group>.openAPIV3Schema.yaml."""
         plural, _, group = path.name.removesuffix(".openAPIV3Schema.yaml").partition(".")
         schema = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)["openAPIV3Schema"]
-        kinds = {
-            "virtualmachines": ("VirtualMachine", ("v1",)),
-            "virtualmachineinstances": ("VirtualMachineInstance", ("v1",)),
-            "virtualmachineinstancetypes": ("VirtualMachineInstancetype", ("v1beta1",)),
-            "virtualmachineclusterinstancetypes": (
-                "VirtualMachineClusterInstancetype",
-                ("v1beta1",),
-            ),
-            "virtualmachinepreferences": ("VirtualMachinePreference", ("v1beta1",)),
-            "virtualmachineclusterpreferences": ("VirtualMachineClusterPreference", ("v1beta1",)),
-        }
-        kind, versions = kinds[plural]
-        for version in versions:
-            self.schemas[(group, version, kind)] = Schema(
-                schema, "cluster" not in plural, str(path)
-            )
+        kind, version, scope = KUBEVIRT_KINDS[plural]
+        self.schemas[(group, version, kind)] = Schema(schema, scope == "Namespaced", str(path))
 
     def _add_xrd(self, xrd: Object) -> None:
         spec = xrd["spec"]

@@ -1,8 +1,9 @@
 # The two set-up commands of the README: `make render` (the main job) and `make test`.
 # Both install what they need on a fresh machine: a pinned uv and the locked Python
-# dependencies into .venv, and (for the tests) the real Crossplane CLI built from Go
-# modules into .tools/bin. uv is cached under ~/.cache/cozyplane; Go's module and build
-# caches make a rebuild of crank in a fresh clone a link step.
+# dependencies into .venv, and (for the tests) the Go tools built from pinned modules into
+# .tools/bin: the real Crossplane CLI and core, etcd, kube-apiserver,
+# kube-controller-manager and kubectl. uv and the built tools are cached under
+# ~/.cache/cozyplane, so fresh clones and re-runs reuse them.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -14,11 +15,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT := out
 TOOLS := .tools/bin
-CRANK := $(TOOLS)/crank
-# The Crossplane version is pinned once, in tools/crank/go.mod.
-CROSSPLANE_VERSION := $(shell awk '$$1 == "github.com/crossplane/crossplane/v2" {print $$2}' tools/crank/go.mod)
+GO_TOOLS := crank crossplane etcd kube-apiserver kube-controller-manager kubectl
 
-.PHONY: render test lint generate packages clean
+.PHONY: render test lint tools generate packages controlplane clean
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv-$(UV_VERSION)
@@ -28,10 +27,9 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-$(CRANK): tools/crank/go.mod tools/crank/go.sum
-	cd tools/crank && go build -trimpath \
-	  -ldflags "-X github.com/crossplane/crossplane/v2/internal/version.version=$(CROSSPLANE_VERSION)" \
-	  -o $(CURDIR)/$(CRANK) github.com/crossplane/crossplane/v2/cmd/crank
+## tools: build (or reuse) the pinned Go tools, each from its module in tools/
+tools:
+	for tool in $(GO_TOOLS); do tools/build.sh $$tool; done
 
 ## render: render every example claim through function-cozyplane into out/
 render: $(VENV)/.synced
@@ -44,16 +42,21 @@ lint: $(VENV)/.synced
 	$(BIN)/mypy functions tests
 
 ## test: the whole suite, lint and the real Crossplane CLI included (what CI runs)
-test: lint $(CRANK)
-	COZYPLANE_CRANK=$(CURDIR)/$(CRANK) $(BIN)/pytest
+test: lint tools
+	COZYPLANE_TOOLS=$(CURDIR)/$(TOOLS) $(BIN)/pytest
 
 ## generate: rewrite the XRDs, Compositions, input CRD, ClusterRoles and docs/api.md
 generate: $(VENV)/.synced
 	$(BIN)/cozyplane generate
 
 ## packages: build the Configuration and Function packages into out/packages
-packages: $(CRANK)
-	package/build.sh $(CRANK) $(OUT)/packages
+packages:
+	tools/build.sh crank
+	package/build.sh $(TOOLS)/crank $(OUT)/packages
+
+## controlplane: start the e2e's control plane (etcd, kube-apiserver, Crossplane, the function)
+controlplane: $(VENV)/.synced tools
+	COZYPLANE_TOOLS=$(CURDIR)/$(TOOLS) $(BIN)/python -m tests.e2e.controlplane
 
 clean:
 	rm -rf $(VENV) $(OUT) .tools

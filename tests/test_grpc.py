@@ -20,7 +20,7 @@ from crossplane.function.proto.v1beta1 import run_function_pb2_grpc as grpcv1bet
 from functions.api.kinds import POSTGRES
 from functions.render import request, to_composite
 from tests.conftest import ROOT
-from tests.support.pki import Authority, make_authority
+from tests.support.pki import CA, LOCAL, Pair
 
 CLAIM = {
     "apiVersion": "cozyplane.io/v1alpha1",
@@ -62,24 +62,26 @@ def postgres_request() -> fnv1.RunFunctionRequest:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Authority, Path]:
-    authority = make_authority()
-    return authority, authority.write(tmp_path_factory.mktemp("server"), authority.server)
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[CA, Pair, Path]:
+    ca = CA()
+    server = ca.issue("function-cozyplane", server=True, hosts=LOCAL)
+    client = ca.issue("crossplane", server=False)
+    return ca, client, ca.write(tmp_path_factory.mktemp("server"), server)
 
 
-def _secure_channel(address: str, authority: Authority, with_client_cert: bool) -> grpc.Channel:
+def _secure_channel(address: str, ca: CA, client: Pair | None) -> grpc.Channel:
     creds = grpc.ssl_channel_credentials(
-        root_certificates=authority.ca,
-        private_key=authority.client.key if with_client_cert else None,
-        certificate_chain=authority.client.cert if with_client_cert else None,
+        root_certificates=ca.pem,
+        private_key=client.key if client else None,
+        certificate_chain=client.cert if client else None,
     )
     return grpc.secure_channel(address, creds)
 
 
-def test_mtls_serves_clients_with_a_certificate(pki: tuple[Authority, Path]) -> None:
-    authority, certs = pki
+def test_mtls_serves_clients_with_a_certificate(pki: tuple[CA, Pair, Path]) -> None:
+    ca, client, certs = pki
     with serve("--tls-certs-dir", str(certs)) as (address, _):
-        channel = _secure_channel(address, authority, with_client_cert=True)
+        channel = _secure_channel(address, ca, client)
         grpc.channel_ready_future(channel).result(timeout=READY_TIMEOUT)
         rsp = stub(channel).RunFunction(postgres_request(), timeout=10)
         assert rsp.desired.resources["cluster"].resource["metadata"]["name"] == "postgres-db"
@@ -90,12 +92,12 @@ def test_mtls_serves_clients_with_a_certificate(pki: tuple[Authority, Path]) -> 
         assert "cluster" in beta_rsp.desired.resources
 
 
-def test_mtls_refuses_clients_without_a_certificate(pki: tuple[Authority, Path]) -> None:
-    authority, certs = pki
+def test_mtls_refuses_clients_without_a_certificate(pki: tuple[CA, Pair, Path]) -> None:
+    ca, client, certs = pki
     with serve("--tls-certs-dir", str(certs)) as (address, _):
-        good = _secure_channel(address, authority, with_client_cert=True)
+        good = _secure_channel(address, ca, client)
         grpc.channel_ready_future(good).result(timeout=READY_TIMEOUT)
-        bad = _secure_channel(address, authority, with_client_cert=False)
+        bad = _secure_channel(address, ca, None)
         with pytest.raises(grpc.RpcError) as err:
             stub(bad).RunFunction(postgres_request(), timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE

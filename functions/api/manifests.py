@@ -91,6 +91,8 @@ def composition(kind: Kind) -> dict[str, Any]:
 def input_crd() -> dict[str, Any]:
     group, version = INPUT_API_VERSION.split("/")
     schema = openapi_schema(PlatformConfig)
+    # The API server fills in apiVersion and kind; a CRD may not default or restrict them.
+    schema["properties"] |= {"apiVersion": {"type": "string"}, "kind": {"type": "string"}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

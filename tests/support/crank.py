@@ -30,23 +30,27 @@ SPECIAL: dict[str, Object] = {
 }
 
 
-def crank() -> Path:
-    """The crank binary: $COZYPLANE_CRANK, else the one `make` builds into .tools/bin."""
-    path = Path(os.environ.get("COZYPLANE_CRANK", ROOT / ".tools" / "bin" / "crank"))
+def tool(name: str) -> Path:
+    """A Go tool `make tools` builds into .tools/bin (or $COZYPLANE_TOOLS); fails if missing."""
+    path = Path(os.environ.get("COZYPLANE_TOOLS", ROOT / ".tools" / "bin")) / name
     if not os.access(path, os.X_OK):
         pytest.fail(
-            f"crank not found at {path}: `make test` builds it from Go modules "
-            "(or set COZYPLANE_CRANK)",
+            f"{name} not found at {path}: `make test` builds it from pinned Go modules "
+            f"(tools/build.sh {name}), or set COZYPLANE_TOOLS to a folder holding it",
             pytrace=False,
         )
     return path
 
 
+def crank() -> Path:
+    return tool("crank")
+
+
 def crank_version() -> str:
-    """The Crossplane version pinned in tools/crank/go.mod."""
-    text = (ROOT / "tools" / "crank" / "go.mod").read_text()
+    """The Crossplane version pinned in tools/crossplane/go.mod."""
+    text = (ROOT / "tools" / "crossplane" / "go.mod").read_text()
     match = re.search(r"github\.com/crossplane/crossplane/v2 (v\S+)", text)
-    assert match, "tools/crank/go.mod does not pin github.com/crossplane/crossplane/v2"
+    assert match, "tools/crossplane/go.mod does not pin github.com/crossplane/crossplane/v2"
     return match.group(1)
 
 
@@ -132,15 +136,16 @@ def extensions(tmp: Path, crds_dir: Path, core_kinds: set[tuple[str, str, str]])
     for path in sorted(crds_dir.rglob("*.yaml")):
         target = folder / "-".join(path.relative_to(crds_dir).parts)
         if path.name.endswith(".openAPIV3Schema.yaml"):
-            plural, _, group = path.name.removesuffix(".openAPIV3Schema.yaml").partition(".")
-            target.write_text(yaml.safe_dump(_bare_crd(plural, group, path)))
+            target.write_text(yaml.safe_dump(bare_crd(path)))
         else:
             target.symlink_to(path)
     (folder / "core-kinds.yaml").write_text(yaml.safe_dump_all(core_crds(crds_dir, core_kinds)))
     return folder
 
 
-def _bare_crd(plural: str, group: str, path: Path) -> Object:
+def bare_crd(path: Path) -> Object:
+    """A CRD around one of KubeVirt's bare schemas (<plural>.<group>.openAPIV3Schema.yaml)."""
+    plural, _, group = path.name.removesuffix(".openAPIV3Schema.yaml").partition(".")
     kind, version, scope = KUBEVIRT_KINDS[plural]
     schema = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)["openAPIV3Schema"]
     return {

@@ -1,0 +1,390 @@
+"""End to end on a real control plane: claims applied with kubectl, composed by Crossplane
+calling function-cozyplane over mTLS, operator status simulated by patching it.
+
+The steps run in order and share one control plane (module scope)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import config as kube_config
+from kubernetes import dynamic
+from kubernetes.dynamic.exceptions import NotFoundError
+
+from tests.conftest import EXAMPLES, crds_dir
+from tests.e2e.controlplane import ControlPlane, running, wait_for
+
+Object = dict[str, Any]
+WAIT = 90.0
+
+
+class Cluster:
+    """Reads and patches through the Python client; applies through kubectl."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        api = kube_config.new_client_from_config(str(plane.kubeconfig))  # type: ignore[no-untyped-call]
+        self.client = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Object | None:
+        self.client.resources.invalidate_cache()
+        try:
+            api = self.client.resources.get(api_version=api_version, kind=kind)
+            found: Object = api.get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        return found
+
+    def must(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Object:
+        holder: list[Object] = []
+
+        def exists() -> bool:
+            obj = self.get(api_version, kind, name, namespace)
+            if obj is not None:
+                holder.append(obj)
+            return obj is not None
+
+        wait_for(f"{kind} {namespace or ''}/{name}", exists, WAIT)
+        return holder[-1]
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, status: Object
+    ) -> None:
+        api = self.client.resources.get(api_version=api_version, kind=kind)
+        api.status.patch(
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Object) -> None:
+        api = self.client.resources.get(api_version=api_version, kind=kind)
+        api.patch(
+            body=body, name=name, namespace=namespace, content_type="application/merge-patch+json"
+        )
+
+    def gone(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> Callable[[], bool]:
+        return lambda: self.get(api_version, kind, name, namespace) is None
+
+    def composite(self, claim: Object) -> Object:
+        ref = claim["spec"]["resourceRef"]
+        return self.must(ref["apiVersion"], ref["kind"], ref["name"])
+
+    def claim(self, kind: str, name: str, namespace: str) -> Object:
+        return self.must("cozyplane.io/v1alpha1", kind, name, namespace)
+
+
+def condition(obj: Object, kind: str) -> Object:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with running(tmp_path_factory.mktemp("controlplane")) as started:
+        try:
+            started.install(crds_dir())
+        except BaseException:
+            print(started.logs_tail())
+            raise
+        yield started
+
+
+@pytest.fixture(scope="module")
+def k8s(plane: ControlPlane) -> Cluster:
+    return Cluster(plane)
+
+
+def wait_ready(k8s: Cluster, kind: str, name: str, namespace: str) -> Object:
+    holder: list[Object] = []
+
+    def ready() -> bool:
+        holder.append(k8s.claim(kind, name, namespace))
+        return condition(holder[-1], "Ready").get("status") == "True"
+
+    wait_for(f"{kind} {namespace}/{name} to be Ready", ready, WAIT, every=1)
+    return holder[-1]
+
+
+def test_crds_xrds_and_compositions_apply_and_claims_are_offered(
+    plane: ControlPlane, k8s: Cluster
+) -> None:
+    upstream = {
+        d["metadata"]["name"]
+        for p in crds_dir().rglob("*.yaml")
+        if not p.name.endswith(".openAPIV3Schema.yaml")
+        for d in yaml.safe_load_all(p.read_text())
+        if d and d.get("kind") == "CustomResourceDefinition"
+    }
+    installed = set(
+        plane.kubectl("get", "crd", "-o", "name")
+        .stdout.replace("customresourcedefinition.apiextensions.k8s.io/", "")
+        .split()
+    )
+    assert upstream <= installed
+    for xrd in ("xtenants.cozyplane.io", "xpostgreses.cozyplane.io"):
+        obj = k8s.must("apiextensions.crossplane.io/v1", "CompositeResourceDefinition", xrd)
+        assert condition(obj, "Established")["status"] == "True"
+        assert condition(obj, "Offered")["status"] == "True"
+    assert {"tenants.cozyplane.io", "postgreses.cozyplane.io"} <= installed | set(
+        plane.kubectl("get", "crd", "-o", "name")
+        .stdout.replace("customresourcedefinition.apiextensions.k8s.io/", "")
+        .split()
+    )
+
+
+def test_tenants_compose_namespaces_rbac_and_policies(plane: ControlPlane, k8s: Cluster) -> None:
+    plane.kubectl(
+        "apply",
+        "-f",
+        str(EXAMPLES / "tenant-root.yaml"),
+        "-f",
+        str(EXAMPLES / "tenant-nested.yaml"),
+    )
+    dev = wait_ready(k8s, "Tenant", "dev", "tenant-root")
+    xr = k8s.composite(dev)
+    namespace = k8s.must("v1", "Namespace", "tenant-dev")
+    labels = namespace["metadata"]["labels"]
+    assert labels["tenant.cozystack.io/tenant-dev"] == ""
+    assert labels["namespace.cozystack.io/host"] == "dev.example.org"
+    assert labels["crossplane.io/claim-name"] == "dev"
+    (owner,) = namespace["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "XTenant",
+        xr["metadata"]["name"],
+        xr["metadata"]["uid"],
+        True,
+    )
+    quota = k8s.must("v1", "ResourceQuota", "tenant-quota", "tenant-dev")
+    assert quota["spec"]["hard"]["requests.cpu"] == "800m"  # the API server canonicalises "0.8"
+    binding = k8s.must(
+        "rbac.authorization.k8s.io/v1", "RoleBinding", "cozyplane:tenant:admin", "tenant-dev"
+    )
+    assert binding["roleRef"]["name"] == "cozyplane:tenant:admin"
+    k8s.must("cilium.io/v2", "CiliumClusterwideNetworkPolicy", "tenant-dev-egress")
+    k8s.must("cilium.io/v2", "CiliumNetworkPolicy", "allow-to-dns", "tenant-dev")
+    assert dev["status"]["namespace"] == "tenant-dev"
+    assert condition(dev, "Available")["status"] == "True"
+    root = wait_ready(k8s, "Tenant", "root", "tenant-root")
+    assert root["status"]["services"]["etcd"] == "tenant-root"
+    k8s.must("rbac.authorization.k8s.io/v1", "RoleBinding", "cozyplane:tenant:view", "tenant-root")
+
+
+def test_postgres_composes_cnpg_objects(plane: ControlPlane, k8s: Cluster) -> None:
+    plane.kubectl("apply", "-f", str(EXAMPLES / "postgres-full.yaml"))
+    cluster = k8s.must("postgresql.cnpg.io/v1", "Cluster", "postgres-orders", "tenant-dev")
+    assert cluster["spec"]["instances"] == 3
+    assert cluster["spec"]["storage"]["size"] == "50Gi"
+    assert cluster["spec"]["storage"]["storageClass"] == "replicated"
+    roles = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
+    assert {"app", "reporting", "replicator", "orders_admin", "orders_readonly"} <= roles
+    database = k8s.must("postgresql.cnpg.io/v1", "Database", "postgres-orders-orders", "tenant-dev")
+    assert database["spec"]["owner"] == "orders_admin"
+    secret = k8s.must("v1", "Secret", "postgres-orders-user-reporting", "tenant-dev")
+    assert set(secret["data"]) == {"host", "port", "username", "password", "uri"}
+    k8s.must("postgresql.cnpg.io/v1", "ScheduledBackup", "postgres-orders", "tenant-dev")
+    k8s.must("barmancloud.cnpg.io/v1", "ObjectStore", "postgres-orders", "tenant-dev")
+    service = k8s.must("v1", "Service", "postgres-orders-external-write", "tenant-dev")
+    assert service["spec"]["type"] == "LoadBalancer"
+    claim = k8s.claim("Postgres", "orders", "tenant-dev")
+    assert condition(claim, "Ready").get("status") != "True"
+
+
+def test_simulated_operator_status_makes_the_postgres_ready(k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    k8s.patch_status(
+        "postgresql.cnpg.io/v1",
+        "Cluster",
+        "postgres-orders",
+        ns,
+        {
+            "phase": "Cluster in healthy state",
+            "instances": 3,
+            "readyInstances": 3,
+            "currentPrimary": "postgres-orders-1",
+            "image": "ghcr.io/cloudnative-pg/postgresql:17.7",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "ClusterIsReady",
+                    "message": "Cluster is Ready",
+                    "lastTransitionTime": "2026-11-20T10:00:00Z",
+                }
+            ],
+        },
+    )
+    for db in ("orders", "audit"):
+        k8s.patch_status(
+            "postgresql.cnpg.io/v1", "Database", f"postgres-orders-{db}", ns, {"applied": True}
+        )
+    k8s.patch_status(
+        "v1",
+        "Service",
+        "postgres-orders-external-write",
+        ns,
+        {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
+    )
+    claim = wait_ready(k8s, "Postgres", "orders", ns)
+    status = claim["status"]
+    assert status["endpoints"] == {
+        "readWrite": "postgres-orders-rw.tenant-dev.svc:5432",
+        "readOnly": "postgres-orders-ro.tenant-dev.svc:5432",
+        "read": "postgres-orders-r.tenant-dev.svc:5432",
+        "external": "192.0.2.10:5432",
+    }
+    assert status["version"] == "17.7"
+    assert status["readyInstances"] == 3
+    assert status["secrets"]["users"]["app"] == "postgres-orders-user-app"
+    assert condition(claim, "Available")["status"] == "True"
+
+
+def _composed(k8s: Cluster, claim: Object) -> dict[str, Object]:
+    """Composed objects of a claim's composite, by kind/name, from its resourceRefs."""
+    xr = k8s.composite(claim)
+    found = {}
+    for ref in xr["spec"].get("resourceRefs", []):
+        namespace = "tenant-dev" if ref["kind"] != "Namespace" else None
+        obj = k8s.get(ref["apiVersion"], ref["kind"], ref["name"], namespace)
+        if obj is not None:
+            found[f"{ref['kind']}/{ref['name']}"] = obj
+    return found
+
+
+def test_updates_change_objects_in_place(plane: ControlPlane, k8s: Cluster) -> None:
+    plane.kubectl("apply", "-f", str(EXAMPLES / "postgres-minimal.yaml"))
+    k8s.must("postgresql.cnpg.io/v1", "Cluster", "postgres-db", "tenant-dev")
+    plane.kubectl(
+        "patch",
+        "postgres",
+        "db",
+        "-n",
+        "tenant-dev",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"users": {"alice": {}}}}),
+    )
+    first = k8s.must("v1", "Secret", "postgres-db-user-alice", "tenant-dev")
+    before = _composed(k8s, k8s.claim("Postgres", "db", "tenant-dev"))
+    plane.kubectl(
+        "patch",
+        "postgres",
+        "db",
+        "-n",
+        "tenant-dev",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"replicas": 3, "users": {"alice": {}, "bob": {}}}}),
+    )
+    wait_for(
+        "3 instances",
+        lambda: (
+            (k8s.get("postgresql.cnpg.io/v1", "Cluster", "postgres-db", "tenant-dev") or {})
+            .get("spec", {})
+            .get("instances")
+            == 3
+        ),
+        WAIT,
+    )
+    k8s.must("v1", "Secret", "postgres-db-user-bob", "tenant-dev")
+    after = _composed(k8s, k8s.claim("Postgres", "db", "tenant-dev"))
+    for key, obj in before.items():
+        assert after[key]["metadata"]["uid"] == obj["metadata"]["uid"], key
+    alice = k8s.must("v1", "Secret", "postgres-db-user-alice", "tenant-dev")
+    assert alice["data"]["password"] == first["data"]["password"]
+    assert alice["metadata"]["uid"] == first["metadata"]["uid"]
+
+
+def test_forbidden_updates_are_refused_and_nothing_is_deleted(
+    plane: ControlPlane, k8s: Cluster
+) -> None:
+    ns = "tenant-dev"
+    claim = k8s.claim("Postgres", "db", ns)
+    before = _composed(k8s, claim)
+    refused = plane.kubectl(
+        "patch",
+        "postgres",
+        "db",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"storageClass": "local"}}),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "storageClass is immutable" in refused.stderr
+
+    plane.kubectl(
+        "patch",
+        "postgres",
+        "db",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"size": "5Gi"}}),
+    )
+    xr_name = claim["spec"]["resourceRef"]["name"]
+
+    def refused_by_function() -> bool:
+        xr = k8s.must("cozyplane.io/v1alpha1", "XPostgres", xr_name)
+        synced = condition(xr, "Synced")
+        return synced.get(
+            "status"
+        ) == "False" and "volumes cannot shrink from 10Gi to 5Gi" in synced.get("message", "")
+
+    wait_for("the shrink to be refused", refused_by_function, WAIT, every=1)
+    cluster = k8s.must("postgresql.cnpg.io/v1", "Cluster", "postgres-db", ns)
+    assert cluster["spec"]["storage"]["size"] == "10Gi"
+    after = _composed(k8s, claim)
+    assert {k: o["metadata"]["uid"] for k, o in after.items()} == {
+        k: o["metadata"]["uid"] for k, o in before.items()
+    }
+
+    plane.kubectl(
+        "patch",
+        "postgres",
+        "db",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"size": "10Gi"}}),
+    )
+    wait_for(
+        "the composite to sync again",
+        lambda: (
+            condition(k8s.must("cozyplane.io/v1alpha1", "XPostgres", xr_name), "Synced").get(
+                "status"
+            )
+            == "True"
+        ),
+        WAIT,
+        every=1,
+    )
+
+
+def test_deleting_claims_removes_their_composed_objects(plane: ControlPlane, k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    composed = _composed(k8s, k8s.claim("Postgres", "db", ns))
+    assert "Cluster/postgres-db" in composed
+    plane.kubectl("delete", "postgres", "db", "-n", ns, "--wait=false")
+    for key, obj in composed.items():
+        kind, name = key.split("/", 1)
+        wait_for(f"{key} to be deleted", k8s.gone(obj["apiVersion"], kind, name, ns), WAIT)
+
+    plane.kubectl("delete", "postgres", "orders", "-n", ns, "--wait=false")
+    plane.kubectl("delete", "tenant", "dev", "-n", "tenant-root", "--wait=false")
+    wait_for(
+        "namespace tenant-dev to be deleted", k8s.gone("v1", "Namespace", "tenant-dev", None), WAIT
+    )
+    assert k8s.get("v1", "Namespace", "tenant-root") is not None

@@ -102,9 +102,11 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], *, status: bool) -> dic
 
 def _property(node: dict[str, Any], defs: dict[str, Any], *, status: bool) -> dict[str, Any]:
     prop = _convert(node, defs, status=status)
-    # A nested object defaults to {} so that its own field defaults apply beneath it.
+    # A nested object defaults to what {} becomes once its fields' defaults apply. The API
+    # server checks a default against the CEL rules as written, without defaulting inside it.
     if "properties" in prop and "default" in prop:
-        prop["default"] = {}
+        children = prop["properties"].items()
+        prop["default"] = {name: c["default"] for name, c in children if "default" in c}
     return prop
 
 

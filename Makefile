@@ -15,7 +15,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT := out
 TOOLS := .tools/bin
-GO_TOOLS := crank crossplane etcd kube-apiserver kube-controller-manager kubectl
+GO_TOOLS := crank crossplane helm etcd kube-apiserver kube-controller-manager kubectl
 
 .PHONY: render test lint tools generate packages controlplane clean
 
@@ -49,10 +49,11 @@ test: lint tools
 generate: $(VENV)/.synced
 	$(BIN)/cozyplane generate
 
-## packages: build the Configuration and Function packages into out/packages
+## packages: build the Configuration and Function packages and the chart into out/packages
 packages:
 	tools/build.sh crank
-	package/build.sh $(TOOLS)/crank $(OUT)/packages
+	tools/build.sh helm
+	package/build.sh $(TOOLS)/crank $(TOOLS)/helm $(OUT)/packages
 
 ## controlplane: start the e2e's control plane (etcd, kube-apiserver, Crossplane, the function)
 controlplane: $(VENV)/.synced tools

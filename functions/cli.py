@@ -11,7 +11,7 @@ import click
 import yaml
 from crossplane.function import cli as sdkcli
 
-from functions.api import manifests
+from functions.generate import generated
 from functions.render import RenderError, load, render
 from functions.runner import FunctionRunner
 
@@ -118,7 +118,7 @@ ROOT_HELP = "Repository root to write into."
 @click.option("--check", is_flag=True, help="Fail if a file differs instead of writing it.")
 def xrds(root: Path, check: bool) -> None:
     """Generate xrds/*.yaml from the API models."""
-    files = manifests.generated(root)
+    files = generated(root)
     _write({p: t for p, t in files.items() if p.parent.name == "xrds"}, check)
 
 
@@ -129,4 +129,4 @@ def xrds(root: Path, check: bool) -> None:
 @click.option("--check", is_flag=True, help="Fail if a file differs instead of writing it.")
 def generate(root: Path, check: bool) -> None:
     """Generate every derived manifest: XRDs, Compositions, the input CRD, RBAC."""
-    _write(manifests.generated(root), check)
+    _write(generated(root), check)

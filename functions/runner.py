@@ -153,7 +153,10 @@ def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> None:
     for name, req in outcome.requirements.items():
         selector = rsp.requirements.resources[name]
         selector.api_version, selector.kind = req.api_version, req.kind
-        selector.match_name = req.name
+        if req.name is not None:
+            selector.match_name = req.name
+        elif req.labels:
+            selector.match_labels.labels.update(dict(req.labels))
         if req.namespace is not None:
             selector.namespace = req.namespace
     for message in outcome.warnings:
@@ -176,4 +179,6 @@ def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> None:
         condition.status, condition.reason = fnv1.STATUS_CONDITION_FALSE, "Waiting"
         condition.message = "; ".join(waiting) or "waiting for required resources"
         rsp.meta.ttl.FromTimedelta(TTL_WAITING)
+    if outcome.ready is not None:
+        rsp.desired.composite.ready = fnv1.READY_TRUE if outcome.ready else fnv1.READY_FALSE
     rsp.conditions.append(condition)

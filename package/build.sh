@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build the Crossplane packages with crank: the Configuration (XRDs + Compositions,
 # depending on function-cozyplane) and the Function package metadata (no runtime image:
-# that needs a Docker engine, see docs/release.md).
-# Usage: package/build.sh CRANK OUT_DIR
+# that needs a Docker engine, see docs/release.md); and, with helm, the chart cozyplane
+# installs into tenant Kubernetes clusters.
+# Usage: package/build.sh CRANK HELM OUT_DIR
 set -euo pipefail
 crank=$(realpath "$1")
-out=$(realpath -m "$2")
+helm=$(realpath "$2")
+out=$(realpath -m "$3")
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -18,4 +20,5 @@ cp -r "$root/xrds" "$root/compositions" "$stage/configuration/"
   --examples-root "$root/examples" --package-file "$out/configuration-cozyplane.xpkg"
 "$crank" xpkg build --package-root "$root/package/function" \
   --examples-root "$stage/no-examples" --package-file "$out/function-cozyplane.xpkg"
-echo "built $out/configuration-cozyplane.xpkg and $out/function-cozyplane.xpkg"
+"$helm" package "$root/package/charts/cozyplane-tenant-bootstrap" --destination "$out" >/dev/null
+echo "built $out/configuration-cozyplane.xpkg, $out/function-cozyplane.xpkg and the chart in $out"

@@ -56,7 +56,7 @@ def fatal(rsp: fnv1.RunFunctionResponse) -> str:
 @pytest.mark.parametrize(
     ("xr", "message"),
     [
-        ({}, "function-cozyplane composes XPostgres, XTenant, not nothing"),
+        ({}, "function-cozyplane composes XKubernetes, XPostgres, XTenant, not nothing"),
         (
             {"apiVersion": "example.org/v1", "kind": "XBucket", "metadata": {"name": "b"}},
             "not XBucket",

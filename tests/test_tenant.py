@@ -266,3 +266,53 @@ def test_composite_without_claim_is_refused() -> None:
     ctx = context("", "")
     with pytest.raises(ComposeError, match="through a Tenant claim"):
         tenant.compose(TenantSpec(), ctx)
+
+
+ETCD_KEYS = {
+    "etcd-cluster",
+    "etcd-selfsigning-issuer",
+    "etcd-peer-ca",
+    "etcd-ca",
+    "etcd-peer-issuer",
+    "etcd-issuer",
+    "etcd-server",
+    "etcd-peer",
+    "etcd-client",
+    "etcd-headless",
+    "datastore",
+}
+
+
+def test_etcd_module_composes_the_cluster_its_certificates_and_the_data_store() -> None:
+    assert not ETCD_KEYS & compose("dev", ROOT_NS).resources.keys()
+    out = compose("dev", ROOT_NS, {"etcd": True})
+    assert out.resources.keys() >= ETCD_KEYS
+    cluster = body(out, "etcd-cluster")
+    assert cluster["metadata"] == {"name": "etcd", "namespace": "tenant-dev"}
+    assert cluster["spec"]["version"] == "3.6.11"
+    assert cluster["spec"]["replicas"] == 3
+    assert cluster["spec"]["options"]["quotaBackendBytes"] == 4080218931
+    assert cluster["spec"]["tls"]["client"]["operatorClientSecretRef"] == {
+        "name": "etcd-client-tls"
+    }
+    store = body(out, "datastore")
+    assert store["metadata"] == {"name": "tenant-dev"}
+    assert store["spec"]["endpoints"] == ["etcd.tenant-dev.svc:2379"]
+    client = store["spec"]["tlsConfig"]["clientCertificate"]["certificate"]["secretReference"]
+    assert client == {"keyPath": "tls.crt", "name": "etcd-client-tls", "namespace": "tenant-dev"}
+    assert body(out, "etcd-client")["spec"]["commonName"] == "root"
+    assert "dnsNames" not in body(out, "etcd-client")["spec"]
+    assert "*.etcd-headless.tenant-dev.svc" in body(out, "etcd-server")["spec"]["dnsNames"]
+    assert body(out, "etcd-ca")["spec"]["privateKey"]["rotationPolicy"] == "Never"
+    assert (
+        body(out, "namespace")["metadata"]["labels"]["namespace.cozystack.io/etcd"] == "tenant-dev"
+    )
+
+
+def test_etcd_is_ready_when_the_operator_says_so() -> None:
+    first = compose("dev", ROOT_NS, {"etcd": True})
+    observed = {k: d.body for k, d in first.resources.items()}
+    for members, ready in ((0, False), (1, False), (2, True)):
+        observed["etcd-cluster"] = observed["etcd-cluster"] | {"status": {"readyMembers": members}}
+        out = compose("dev", ROOT_NS, {"etcd": True}, observed=observed)
+        assert out.resources["etcd-cluster"].ready is ready

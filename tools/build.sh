@@ -3,7 +3,7 @@
 # Binaries are cached under ~/.cache/cozyplane/go-tools keyed by the module's go.mod,
 # go.sum and build flags, so fresh clones and re-runs reuse them; Go's own module and
 # build caches make a rebuild after a pin change incremental.
-# Usage: tools/build.sh crank|crossplane|etcd|kube-apiserver|kube-controller-manager|kubectl
+# Usage: tools/build.sh crank|crossplane|helm|etcd|kube-apiserver|kube-controller-manager|kubectl
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=$1
@@ -16,6 +16,12 @@ case $name in
     package=github.com/crossplane/crossplane/v2/cmd/$name
     version=$(pinned crossplane github.com/crossplane/crossplane/v2)
     ldflags="-X github.com/crossplane/crossplane/v2/internal/version.version=$version"
+    ;;
+  helm)
+    module=helm
+    package=helm.sh/helm/v3/cmd/helm
+    version=$(pinned helm helm.sh/helm/v3)
+    ldflags="-X helm.sh/helm/v3/internal/version.version=$version"
     ;;
   etcd)
     module=etcd

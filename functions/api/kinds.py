@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.api.common import Model
+from functions.api.kubernetes import KubernetesSpec, KubernetesStatus
 from functions.api.postgres import PostgresSpec, PostgresStatus
 from functions.api.tenant import TenantSpec, TenantStatus
 
@@ -83,5 +84,22 @@ POSTGRES = Kind(
     name_rule="a Postgres name is a DNS label of at most 39 characters",
 )
 
-KINDS: tuple[Kind, ...] = (TENANT, POSTGRES)
+KUBERNETES = Kind(
+    claim="Kubernetes",
+    plural="kuberneteses",
+    spec=KubernetesSpec,
+    status=KubernetesStatus,
+    columns=(
+        Column("VERSION", ".spec.version"),
+        Column("HOST", ".status.host"),
+        Column("CONTROL-PLANE", ".status.readyControlPlaneReplicas", "integer"),
+        Column("DATASTORE", ".status.dataStore", priority=1),
+    ),
+    name_pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+    # kubernetes-<name>-ingress-nginx must stay a valid 63-character Service name.
+    name_max_length=38,
+    name_rule="a Kubernetes name is a DNS label of at most 38 characters",
+)
+
+KINDS: tuple[Kind, ...] = (TENANT, POSTGRES, KUBERNETES)
 BY_COMPOSITE: dict[str, Kind] = {k.composite: k for k in KINDS}

@@ -33,6 +33,26 @@ def cnpg_database(obj: Object) -> bool:
     return obj.get("status", {}).get("applied") is True
 
 
+def status_ready(obj: Object) -> bool:
+    """Providers that report `status.ready: true` (Kamaji, CAPK)."""
+    return obj.get("status", {}).get("ready") is True
+
+
+def etcd_quorum(obj: Object) -> bool:
+    """A majority of the members healthy, as Cozystack's etcd WorkloadMonitor counts it."""
+    replicas = int(obj.get("spec", {}).get("replicas") or 1)
+    return int(obj.get("status", {}).get("readyMembers") or 0) >= replicas // 2 + 1
+
+
+MIN_SIZE = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+
+
+def machine_deployment(obj: Object) -> bool:
+    """As Cozystack's worker WorkloadMonitor: at least the group's minimum of ready workers."""
+    minimum = int(obj.get("metadata", {}).get("annotations", {}).get(MIN_SIZE, "0"))
+    return int(obj.get("status", {}).get("readyReplicas") or 0) >= minimum
+
+
 @dataclass(frozen=True)
 class ComposedKind:
     """A kind cozyplane composes: its REST plural, its scope and its readiness rule."""
@@ -60,6 +80,55 @@ COMPOSED: dict[tuple[str, str], ComposedKind] = {
     ("postgresql.cnpg.io", "Database"): ComposedKind("databases", True, cnpg_database),
     ("postgresql.cnpg.io", "ScheduledBackup"): ComposedKind("scheduledbackups", True, exists),
     ("barmancloud.cnpg.io", "ObjectStore"): ComposedKind("objectstores", True, exists),
+    ("", "ConfigMap"): ComposedKind("configmaps", True, exists),
+    ("apps", "Deployment"): ComposedKind("deployments", True, condition_true("Available")),
+    ("networking.k8s.io", "Ingress"): ComposedKind("ingresses", True, exists),
+    ("rbac.authorization.k8s.io", "Role"): ComposedKind("roles", True, exists),
+    ("rbac.authorization.k8s.io", "ClusterRole"): ComposedKind("clusterroles", False, exists),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ComposedKind(
+        "clusterrolebindings", False, exists
+    ),
+    ("cert-manager.io", "Issuer"): ComposedKind("issuers", True, condition_true("Ready")),
+    ("cert-manager.io", "Certificate"): ComposedKind("certificates", True, condition_true("Ready")),
+    ("cluster.x-k8s.io", "Cluster"): ComposedKind("clusters", True, condition_true("Ready")),
+    ("cluster.x-k8s.io", "MachineDeployment"): ComposedKind(
+        "machinedeployments", True, machine_deployment
+    ),
+    ("cluster.x-k8s.io", "MachineHealthCheck"): ComposedKind("machinehealthchecks", True, exists),
+    ("controlplane.cluster.x-k8s.io", "KamajiControlPlane"): ComposedKind(
+        "kamajicontrolplanes", True, status_ready
+    ),
+    ("infrastructure.cluster.x-k8s.io", "KubevirtCluster"): ComposedKind(
+        "kubevirtclusters", True, status_ready
+    ),
+    ("infrastructure.cluster.x-k8s.io", "KubevirtMachineTemplate"): ComposedKind(
+        "kubevirtmachinetemplates", True, exists
+    ),
+    ("bootstrap.cluster.x-k8s.io", "TalosConfigTemplate"): ComposedKind(
+        "talosconfigtemplates", True, exists
+    ),
+    ("bootstrap.cluster.x-k8s.io", "KubeadmConfigTemplate"): ComposedKind(
+        "kubeadmconfigtemplates", True, exists
+    ),
+    ("helm.toolkit.fluxcd.io", "HelmRelease"): ComposedKind(
+        "helmreleases", True, condition_true("Ready")
+    ),
+    ("etcd-operator.cozystack.io", "EtcdCluster"): ComposedKind("etcdclusters", True, etcd_quorum),
+    ("kamaji.clastix.io", "DataStore"): ComposedKind("datastores", False, status_ready),
+}
+
+
+# Kinds the functions read as required resources: (group, kind) -> plural.
+REQUIRED: dict[tuple[str, str], str] = {
+    ("", "Namespace"): "namespaces",
+    ("", "Service"): "services",
+    ("", "Secret"): "secrets",
+    ("storage.k8s.io", "StorageClass"): "storageclasses",
+    ("cluster.x-k8s.io", "MachineSet"): "machinesets",
+    (
+        "instancetype.kubevirt.io",
+        "VirtualMachineClusterInstancetype",
+    ): "virtualmachineclusterinstancetypes",
 }
 
 

@@ -51,10 +51,13 @@ class Observed:
 
 @dataclass(frozen=True)
 class Requirement:
+    """A resource to fetch: by name, by labels, or every one of the kind (neither)."""
+
     api_version: str
     kind: str
-    name: str
+    name: str | None = None
     namespace: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 class Required:
@@ -69,6 +72,9 @@ class Required:
     def one(self, name: str) -> Object | None:
         items = self._resolved.get(name) or []
         return items[0] if items else None
+
+    def all(self, name: str) -> list[Object]:
+        return list(self._resolved.get(name) or [])
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class Outcome:
     requirements: dict[str, Requirement] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ready: bool | None = None
+    """Overrides Crossplane's derivation (all composed objects ready) when set."""
 
     def add(self, key: str, body: Object) -> Object | None:
         """Compose `body` under `key`; returns what is observed for it, if anything."""
@@ -109,6 +117,15 @@ class Outcome:
         """Ask for a resource; returns it once Crossplane has fetched it."""
         self.requirements[name] = requirement
         return self.ctx.required.one(name)
+
+    def require_all(self, name: str, requirement: Requirement) -> list[Object]:
+        """Ask for every resource a selector matches; returns those fetched so far."""
+        self.requirements[name] = requirement
+        return self.ctx.required.all(name)
+
+    def resolved(self) -> bool:
+        """Whether Crossplane has answered every requirement made so far."""
+        return all(self.ctx.required.resolved(name) for name in self.requirements)
 
     def wait(self, message: str) -> None:
         self.waiting.append(message)

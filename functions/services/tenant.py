@@ -7,6 +7,7 @@ from typing import Any
 from functions.api.tenant import TenantModules, TenantServices, TenantSpec, TenantStatus
 from functions.domain import access, naming, presets
 from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
+from functions.services.etcd import compose_etcd
 
 LABEL_TENANT = "tenant.cozystack.io/"
 LABEL_SERVICE = "namespace.cozystack.io/"
@@ -120,6 +121,8 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
             ),
         )
     _isolation(out, namespace, modules)
+    if modules.etcd:
+        compose_etcd(out, namespace)
 
     out.status = TenantStatus(
         namespace=namespace,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.support.schemas import KUBEVIRT_KINDS
+from tests.support.schemas import KUBEVIRT_KINDS, crd_files
 
 Object = dict[str, Any]
 SPECIAL: dict[str, Object] = {
@@ -26,7 +26,10 @@ SPECIAL: dict[str, Object] = {
         "x-kubernetes-preserve-unknown-fields": True,
     },
     # Metadata is checked by the API server's own code, not by a schema.
-    "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {"type": "object"},
+    "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    },
 }
 
 
@@ -133,7 +136,7 @@ def extensions(tmp: Path, crds_dir: Path, core_kinds: set[tuple[str, str, str]])
     """
     folder = tmp / "extensions"
     folder.mkdir(parents=True, exist_ok=True)
-    for path in sorted(crds_dir.rglob("*.yaml")):
+    for path in crd_files(crds_dir):
         target = folder / "-".join(path.relative_to(crds_dir).parts)
         if path.name.endswith(".openAPIV3Schema.yaml"):
             target.write_text(yaml.safe_dump(bare_crd(path)))

@@ -226,6 +226,14 @@ class Schema:
         return jsonschema.Draft7Validator(schema, format_checker=_byte_checker)
 
 
+def crd_files(crds_dir: Path) -> list[Path]:
+    """The schema files in force: a file in a `*-patched` folder supersedes the upstream
+    file of the same name one folder up (Cozystack's patched KamajiControlPlane)."""
+    files = sorted(crds_dir.rglob("*.yaml"))
+    patched = {p.name: p for p in files if p.parent.name.endswith("-patched")}
+    return [p for p in files if p.name not in patched or p == patched[p.name]]
+
+
 def _gvk(api_version: str, kind: str) -> tuple[str, str, str]:
     group, _, version = api_version.rpartition("/")
     return group, version, kind
@@ -237,7 +245,7 @@ class Catalog:
     def __init__(self, crds_dir: Path, xrds_dir: Path | None = None) -> None:
         self.crds_dir = crds_dir
         self.schemas: dict[tuple[str, str, str], Schema] = {}
-        for path in sorted(crds_dir.rglob("*.yaml")):
+        for path in crd_files(crds_dir):
             if path.name.endswith(".openAPIV3Schema.yaml"):
                 self._add_bare_schema(path)
                 continue

@@ -32,6 +32,7 @@ import yaml
 from tests.conftest import crds_dir
 from tests.support.crank import bare_crd, tool
 from tests.support.pki import CA, LOCAL, new_key, private_pem, public_pem
+from tests.support.schemas import crd_files
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "function-cozyplane"
@@ -404,7 +405,7 @@ class ControlPlane:
     def install(self, crds_dir: Path) -> None:
         """The operators' CRDs, cozyplane's RBAC, XRDs and Compositions, and tenant-root."""
         docs: list[dict[str, Any]] = []
-        for path in sorted(crds_dir.rglob("*.yaml")):
+        for path in crd_files(crds_dir):
             if path.name.endswith(".openAPIV3Schema.yaml"):
                 docs.append(bare_crd(path))
             else:
@@ -458,7 +459,13 @@ def running(run_dir: Path | None = None) -> Iterator[ControlPlane]:
         print(f"control plane stopped; logs kept in {path / 'logs'}", file=sys.stderr)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # `kill` stops everything as Ctrl-C does, instead of orphaning the processes.
+    signal.signal(signal.SIGTERM, _interrupt)
     with running() as plane:
         plane.install(crds_dir())
         print(f"export KUBECONFIG={plane.kubeconfig}")

@@ -5,6 +5,7 @@ The steps run in order and share one control plane (module scope)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,7 +55,7 @@ class Cluster:
         return holder[-1]
 
     def patch_status(
-        self, api_version: str, kind: str, name: str, namespace: str, status: Object
+        self, api_version: str, kind: str, name: str, namespace: str | None, status: Object
     ) -> None:
         api = self.client.resources.get(api_version=api_version, kind=kind)
         api.status.patch(
@@ -87,6 +88,28 @@ def condition(obj: Object, kind: str) -> Object:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
 
 
+READY = {"type": "Ready", "status": "True", "reason": "Simulated", "message": "e2e"}
+
+
+def simulate_etcd(k8s: Cluster, ns: str) -> None:
+    """What etcd-operator, cert-manager and Kamaji report once the tenant's etcd runs."""
+    cluster = k8s.must("etcd-operator.cozystack.io/v1alpha2", "EtcdCluster", "etcd", ns)
+    assert cluster["spec"]["replicas"] == 3
+    store = k8s.must("kamaji.clastix.io/v1alpha1", "DataStore", ns)
+    assert store["spec"]["endpoints"] == [f"etcd.{ns}.svc:2379"]
+    k8s.patch_status(
+        "etcd-operator.cozystack.io/v1alpha2", "EtcdCluster", "etcd", ns, {"readyMembers": 3}
+    )
+    k8s.patch_status("kamaji.clastix.io/v1alpha1", "DataStore", ns, None, {"ready": True})
+    for kind, names in (
+        ("Issuer", ("etcd-selfsigning-issuer", "etcd-peer-issuer", "etcd-issuer")),
+        ("Certificate", ("etcd-peer-ca", "etcd-ca", "etcd-server", "etcd-peer", "etcd-client")),
+    ):
+        for name in names:
+            k8s.must("cert-manager.io/v1", kind, name, ns)
+            k8s.patch_status("cert-manager.io/v1", kind, name, ns, {"conditions": [READY]})
+
+
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with running(tmp_path_factory.mktemp("controlplane")) as started:
@@ -110,7 +133,18 @@ def wait_ready(k8s: Cluster, kind: str, name: str, namespace: str) -> Object:
         holder.append(k8s.claim(kind, name, namespace))
         return condition(holder[-1], "Ready").get("status") == "True"
 
-    wait_for(f"{kind} {namespace}/{name} to be Ready", ready, WAIT, every=1)
+    try:
+        wait_for(f"{kind} {namespace}/{name} to be Ready", ready, WAIT, every=1)
+    except TimeoutError as err:
+        # Say why: the claim's and its composite's conditions as last seen.
+        claim = holder[-1] if holder else {}
+        ref = claim.get("spec", {}).get("resourceRef")
+        xr = k8s.get(ref["apiVersion"], ref["kind"], ref["name"]) if ref else None
+        seen = {
+            "claim": claim.get("status", {}).get("conditions"),
+            "composite": (xr or {}).get("status", {}).get("conditions"),
+        }
+        raise TimeoutError(f"{err}; last seen: {json.dumps(seen)}") from None
     return holder[-1]
 
 
@@ -130,11 +164,12 @@ def test_crds_xrds_and_compositions_apply_and_claims_are_offered(
         .split()
     )
     assert upstream <= installed
-    for xrd in ("xtenants.cozyplane.io", "xpostgreses.cozyplane.io"):
+    for xrd in ("xtenants.cozyplane.io", "xpostgreses.cozyplane.io", "xkuberneteses.cozyplane.io"):
         obj = k8s.must("apiextensions.crossplane.io/v1", "CompositeResourceDefinition", xrd)
         assert condition(obj, "Established")["status"] == "True"
         assert condition(obj, "Offered")["status"] == "True"
-    assert {"tenants.cozyplane.io", "postgreses.cozyplane.io"} <= installed | set(
+    claims = {"tenants.cozyplane.io", "postgreses.cozyplane.io", "kuberneteses.cozyplane.io"}
+    assert claims <= installed | set(
         plane.kubectl("get", "crd", "-o", "name")
         .stdout.replace("customresourcedefinition.apiextensions.k8s.io/", "")
         .split()
@@ -173,6 +208,7 @@ def test_tenants_compose_namespaces_rbac_and_policies(plane: ControlPlane, k8s: 
     k8s.must("cilium.io/v2", "CiliumNetworkPolicy", "allow-to-dns", "tenant-dev")
     assert dev["status"]["namespace"] == "tenant-dev"
     assert condition(dev, "Available")["status"] == "True"
+    simulate_etcd(k8s, "tenant-root")
     root = wait_ready(k8s, "Tenant", "root", "tenant-root")
     assert root["status"]["services"]["etcd"] == "tenant-root"
     k8s.must("rbac.authorization.k8s.io/v1", "RoleBinding", "cozyplane:tenant:view", "tenant-root")
@@ -373,6 +409,211 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
     )
 
 
+KUBERNETES = "kubernetes-dev"
+CAPI = "cluster.x-k8s.io/v1beta1"
+CAPK = "infrastructure.cluster.x-k8s.io/v1alpha1"
+KAMAJI = "controlplane.cluster.x-k8s.io/v1alpha1"
+TALOS = "bootstrap.cluster.x-k8s.io/v1alpha3"
+
+
+def _management_cluster(plane: ControlPlane) -> None:
+    """The example's kube-dns Service and StorageClasses, with an address this API server gives."""
+    docs = yaml.safe_load_all((EXAMPLES / "environment" / "management-cluster.yaml").read_text())
+    objects = [d for d in docs if d]
+    for obj in objects:
+        obj.get("spec", {}).pop("clusterIP", None)
+    plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
+def _infrastructure_ref(k8s: Cluster) -> str:
+    md = k8s.must(CAPI, "MachineDeployment", f"{KUBERNETES}-md0", "tenant-dev")
+    name: str = md["spec"]["template"]["spec"]["infrastructureRef"]["name"]
+    return name
+
+
+def test_kubernetes_composes_the_control_plane_and_waits_for_kamaji(
+    plane: ControlPlane, k8s: Cluster
+) -> None:
+    ns = "tenant-dev"
+    _management_cluster(plane)
+    plane.kubectl("apply", "-f", str(EXAMPLES / "kubernetes-minimal.yaml"))
+    control_plane = k8s.must(KAMAJI, "KamajiControlPlane", KUBERNETES, ns)
+    assert control_plane["spec"]["dataStoreName"] == "tenant-root"
+    cluster = k8s.must(CAPI, "Cluster", KUBERNETES, ns)
+    assert cluster["spec"]["controlPlaneRef"]["name"] == KUBERNETES
+    k8s.must(CAPK, "KubevirtCluster", KUBERNETES, ns)
+    k8s.must(CAPK, "KubevirtMachineTemplate", _infrastructure_ref(k8s), ns)
+    k8s.must("helm.toolkit.fluxcd.io/v2", "HelmRelease", f"{KUBERNETES}-cilium", ns)
+    k8s.must("apps/v1", "Deployment", f"{KUBERNETES}-cluster-autoscaler", ns)
+    k8s.must("rbac.authorization.k8s.io/v1", "ClusterRole", f"{ns}-{KUBERNETES}-kcsi")
+    assert k8s.get(TALOS, "TalosConfigTemplate", f"{KUBERNETES}-md0", ns) is None
+
+    def waits_for_kamaji() -> bool:
+        message = condition(k8s.claim("Kubernetes", "dev", ns), "Available").get("message", "")
+        return f"the ClusterIP of Service {KUBERNETES} (Kamaji creates it)" in message
+
+    wait_for("the claim to say what it waits for", waits_for_kamaji, WAIT, every=1)
+    claim = k8s.claim("Kubernetes", "dev", ns)
+    assert condition(claim, "Ready").get("status") != "True"
+    assert claim["status"]["kubeconfig"]["secret"] == f"{KUBERNETES}-admin-kubeconfig"
+
+
+def test_talos_workers_are_configured_from_what_kamaji_and_cert_manager_made(
+    plane: ControlPlane, k8s: Cluster
+) -> None:
+    ns = "tenant-dev"
+    pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\ne2e\n-----END CERTIFICATE-----\n")
+    crt = pem.decode()
+    plane.kubectl("create", "service", "clusterip", KUBERNETES, "--tcp=6443", "-n", ns)
+    plane.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name, "namespace": ns},
+                    "data": {key: crt},
+                }
+                for name, key in (
+                    (f"{KUBERNETES}-ca", "ca.crt"),
+                    (f"{KUBERNETES}-talos-ca", "tls.crt"),
+                )
+            ]
+        ),
+    )
+    ip = k8s.must("v1", "Service", KUBERNETES, ns)["spec"]["clusterIP"]
+    dns = k8s.must("v1", "Service", "kube-dns", "kube-system")["spec"]["clusterIP"]
+    template = k8s.must(TALOS, "TalosConfigTemplate", f"{KUBERNETES}-md0", ns)
+    data = yaml.safe_load(template["spec"]["template"]["spec"]["data"])
+    assert data["machine"]["network"]["nameservers"] == [dns]
+    assert data["machine"]["network"]["extraHostEntries"][0]["ip"] == ip
+    assert data["cluster"]["ca"]["crt"] == crt
+    secrets = k8s.must("v1", "Secret", f"{KUBERNETES}-talos-secrets", ns)["data"]
+    assert data["machine"]["token"] == base64.b64decode(secrets["token"]).decode()
+    sans = k8s.must(KAMAJI, "KamajiControlPlane", KUBERNETES, ns)["spec"]["network"]["certSANs"]
+    assert ip in sans
+
+
+def test_simulated_kamaji_and_cluster_api_status_make_the_cluster_ready(k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    k8s.patch_status(
+        CAPI,
+        "Cluster",
+        KUBERNETES,
+        ns,
+        {"conditions": [READY | {"lastTransitionTime": "2026-11-20T10:00:00Z"}]},
+    )
+    k8s.patch_status(
+        KAMAJI,
+        "KamajiControlPlane",
+        KUBERNETES,
+        ns,
+        {
+            "ready": True,
+            "initialized": True,
+            "replicas": 2,
+            "readyReplicas": 2,
+            "updatedReplicas": 2,
+            "unavailableReplicas": 0,
+            "selector": f"kamaji.clastix.io/name={KUBERNETES}",
+            "version": "v1.35.6",
+        },
+    )
+    k8s.patch_status(CAPK, "KubevirtCluster", KUBERNETES, ns, {"ready": True})
+    claim = wait_ready(k8s, "Kubernetes", "dev", ns)
+    assert claim["status"]["version"] == "v1.35.6"
+    assert claim["status"]["readyControlPlaneReplicas"] == 2
+    assert claim["status"]["nodeGroups"]["md0"]["machineTemplate"] == _infrastructure_ref(k8s)
+
+
+def test_a_node_group_change_rolls_a_new_template_and_keeps_the_old_one_while_used(
+    plane: ControlPlane, k8s: Cluster
+) -> None:
+    ns = "tenant-dev"
+    old = _infrastructure_ref(k8s)
+    old_uid = k8s.must(CAPK, "KubevirtMachineTemplate", old, ns)["metadata"]["uid"]
+    # What Cluster API's MachineDeployment controller made from the current template.
+    machine_set = {
+        "apiVersion": CAPI,
+        "kind": "MachineSet",
+        "metadata": {
+            "name": f"{KUBERNETES}-md0-old",
+            "namespace": ns,
+            "labels": {"cluster.x-k8s.io/cluster-name": KUBERNETES},
+        },
+        "spec": {
+            "clusterName": KUBERNETES,
+            "selector": {"matchLabels": {"set": "old"}},
+            "template": {
+                "metadata": {"labels": {"set": "old"}},
+                "spec": {
+                    "clusterName": KUBERNETES,
+                    "bootstrap": {
+                        "configRef": {
+                            "apiVersion": TALOS,
+                            "kind": "TalosConfigTemplate",
+                            "name": f"{KUBERNETES}-md0",
+                        }
+                    },
+                    "infrastructureRef": {
+                        "apiVersion": CAPK,
+                        "kind": "KubevirtMachineTemplate",
+                        "name": old,
+                    },
+                },
+            },
+        },
+    }
+    plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(machine_set))
+    patch = {
+        "spec": {
+            "nodeGroups": {"md0": {"minReplicas": 1, "maxReplicas": 4, "instanceType": "u1.large"}}
+        }
+    }
+    plane.kubectl(
+        "patch",
+        "kuberneteses",
+        "dev",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
+    wait_for(
+        "the MachineDeployment to use a new template", lambda: _infrastructure_ref(k8s) != old, WAIT
+    )
+    new = _infrastructure_ref(k8s)
+    vm = k8s.must(CAPK, "KubevirtMachineTemplate", new, ns)["spec"]["template"]["spec"]
+    assert vm["virtualMachineTemplate"]["spec"]["instancetype"]["name"] == "u1.large"
+    kept = k8s.must(CAPK, "KubevirtMachineTemplate", old, ns)
+    assert kept["metadata"]["uid"] == old_uid
+
+    def waits_for_a_worker() -> bool:
+        message = condition(k8s.claim("Kubernetes", "dev", ns), "Available").get("message", "")
+        return "md0: 0/1 workers ready" in message
+
+    wait_for("the claim to wait for a worker", waits_for_a_worker, WAIT, every=1)
+    plane.kubectl("delete", "machineset", f"{KUBERNETES}-md0-old", "-n", ns)
+    wait_for(
+        "the unused template to be deleted",
+        k8s.gone(CAPK, "KubevirtMachineTemplate", old, ns),
+        WAIT,
+    )
+    k8s.patch_status(
+        CAPI, "MachineDeployment", f"{KUBERNETES}-md0", ns, {"replicas": 1, "readyReplicas": 1}
+    )
+    claim = wait_ready(k8s, "Kubernetes", "dev", ns)
+    assert claim["status"]["nodeGroups"]["md0"] == {
+        "replicas": 1,
+        "readyReplicas": 1,
+        "machineTemplate": new,
+    }
+
+
 def test_deleting_claims_removes_their_composed_objects(plane: ControlPlane, k8s: Cluster) -> None:
     ns = "tenant-dev"
     composed = _composed(k8s, k8s.claim("Postgres", "db", ns))
@@ -383,6 +624,7 @@ def test_deleting_claims_removes_their_composed_objects(plane: ControlPlane, k8s
         wait_for(f"{key} to be deleted", k8s.gone(obj["apiVersion"], kind, name, ns), WAIT)
 
     plane.kubectl("delete", "postgres", "orders", "-n", ns, "--wait=false")
+    plane.kubectl("delete", "kuberneteses", "dev", "-n", ns, "--wait=false")
     plane.kubectl("delete", "tenant", "dev", "-n", "tenant-root", "--wait=false")
     wait_for(
         "namespace tenant-dev to be deleted", k8s.gone("v1", "Namespace", "tenant-dev", None), WAIT

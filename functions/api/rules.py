@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import cel
-
+from functions.api.celext import compile_rule
 from functions.api.common import Model
 from functions.api.schema import openapi_schema
 
@@ -26,7 +25,7 @@ def _collect(schema: dict[str, Any], path: tuple[str, ...]) -> Iterator[Rule]:
     for rule in schema.get("x-kubernetes-validations", []):
         # Transition rules compare with the stored object, which only the API server has.
         if "oldSelf" not in rule["rule"]:
-            yield Rule(path, rule["rule"], rule["message"], cel.compile(rule["rule"]))
+            yield Rule(path, rule["rule"], rule["message"], compile_rule(rule["rule"]))
     for name, prop in schema.get("properties", {}).items():
         yield from _collect(prop, (*path, name))
     for key in ("additionalProperties", "items"):
@@ -37,6 +36,28 @@ def _collect(schema: dict[str, Any], path: tuple[str, ...]) -> Iterator[Rule]:
 @cache
 def rules_for(model: type[Model]) -> tuple[Rule, ...]:
     return tuple(_collect(openapi_schema(model), ()))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The rules on one schema node, also compiled as one list: CEL converts `self` once."""
+
+    path: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    program: Any
+
+
+@cache
+def _groups(model: type[Model]) -> tuple[_Group, ...]:
+    by_path: dict[tuple[str, ...], list[Rule]] = {}
+    for rule in rules_for(model):
+        by_path.setdefault(rule.path, []).append(rule)
+    return tuple(
+        _Group(
+            path, tuple(rules), compile_rule("[" + ", ".join(f"({r.source})" for r in rules) + "]")
+        )
+        for path, rules in by_path.items()
+    )
 
 
 def _targets(value: Any, path: tuple[str, ...], at: str) -> Iterator[tuple[str, Any]]:
@@ -52,17 +73,28 @@ def _targets(value: Any, path: tuple[str, ...], at: str) -> Iterator[tuple[str, 
         yield from _targets(value[head], rest, f"{at}.{head}")
 
 
+def _each(rules: tuple[Rule, ...], at: str, value: Any) -> Iterator[str]:
+    for rule in rules:
+        try:
+            ok = rule.program.execute({"self": value})
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            yield f"{at}: rule {rule.source!r} could not be evaluated: {err}"
+            continue
+        if ok is not True:
+            yield f"{at}: {rule.message}"
+
+
 def violations(spec: Model) -> list[str]:
     """Messages of every rule the spec breaks, each prefixed with the field it is on."""
     document = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     found: list[str] = []
-    for rule in rules_for(type(spec)):
-        for at, value in _targets(document, rule.path, "spec"):
+    for group in _groups(type(spec)):
+        for at, value in _targets(document, group.path, "spec"):
             try:
-                ok = rule.program.execute({"self": value})
-            except (KeyError, ValueError, TypeError, RuntimeError) as err:
-                found.append(f"{at}: rule {rule.source!r} could not be evaluated: {err}")
-                continue
-            if ok is not True:
-                found.append(f"{at}: {rule.message}")
+                passed = group.program.execute({"self": value})
+            except (KeyError, ValueError, TypeError, RuntimeError):
+                passed = None
+            if passed != [True] * len(group.rules):
+                # Something failed: evaluate one by one to say which rule, and why.
+                found.extend(_each(group.rules, at, value))
     return found

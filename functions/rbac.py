@@ -32,6 +32,10 @@ def crossplane_role() -> dict[str, Any]:
     rules += [_rule(g, sorted(set(r)), READ) for g, r in sorted(reads.items())]
     for role in controlplane.ROLE_RULES:
         rules += [dict(rule) for rule in role]
+    # CDI authorises a clone by whoever writes the DataVolume: Crossplane, for VMDisks.
+    rules.append(
+        {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"], "verbs": ["create"]}
+    )
     rules.append(
         {
             "apiGroups": ["rbac.authorization.k8s.io"],

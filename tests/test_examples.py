@@ -89,12 +89,19 @@ def test_environment_matches_what_tenants_compose() -> None:
         assert labels == fixture["metadata"]["labels"], name
 
 
-def test_examples_cover_the_issue() -> None:
+def test_examples_cover_every_kind_minimal_and_full() -> None:
     names = {p.name for p in CLAIMS}
-    assert {
-        "tenant-root.yaml",
-        "tenant-nested.yaml",
-        "postgres-minimal.yaml",
-        "postgres-full.yaml",
-    } <= names
+    assert {"tenant-root.yaml", "tenant-nested.yaml", "tenant-modules.yaml"} <= names
+    for stem in (
+        "postgres",
+        "kubernetes",
+        "mariadb",
+        "redis",
+        "rabbitmq",
+        "httpcache",
+        "vpn",
+        "vmdisk",
+        "virtualmachine",
+    ):
+        assert {f"{stem}-minimal.yaml", f"{stem}-full.yaml"} <= names, stem
     assert (EXAMPLES / "observed" / "postgres-full").is_dir()

@@ -11,7 +11,7 @@ from crossplane.function import logging, resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from functions import services
-from functions.api.kinds import POSTGRES, TENANT
+from functions.api.kinds import BY_COMPOSITE, POSTGRES, TENANT
 from functions.render import load, request, to_composite
 from functions.runner import FunctionRunner
 from tests.conftest import ENVIRONMENT, counter_passwords
@@ -56,7 +56,7 @@ def fatal(rsp: fnv1.RunFunctionResponse) -> str:
 @pytest.mark.parametrize(
     ("xr", "message"),
     [
-        ({}, "function-cozyplane composes XKubernetes, XPostgres, XTenant, not nothing"),
+        ({}, f"function-cozyplane composes {', '.join(sorted(BY_COMPOSITE))}, not nothing"),
         (
             {"apiVersion": "example.org/v1", "kind": "XBucket", "metadata": {"name": "b"}},
             "not XBucket",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
+import yaml
 
 from functions.api.config import PlatformConfig
 from functions.api.tenant import TenantSpec
@@ -47,6 +49,8 @@ def compose(
         "parent_name", (parent or {}).get("metadata", {}).get("name", "tenant-root")
     )
     required = {tenant.PARENT: [parent] if parent else []}
+    # The tenant's namespace exists unless a test says otherwise (see the first-reconcile test).
+    kw.setdefault("observed", {"namespace": namespace(f"tenant-{name}")})
     return tenant.compose(
         TenantSpec.model_validate(spec or {}), context(name, parent_name, required=required, **kw)
     )
@@ -61,6 +65,23 @@ def test_first_call_only_asks_for_the_parent_namespace() -> None:
     assert out.resources == {}
     req = out.requirements[tenant.PARENT]
     assert (req.api_version, req.kind, req.name) == ("v1", "Namespace", "tenant-root")
+
+
+def test_nothing_is_composed_inside_the_namespace_until_it_exists() -> None:
+    first = compose("dev", ROOT_NS, {"resourceQuotas": {"cpu": "4"}, "etcd": True}, observed={})
+    assert list(first.resources) == ["namespace"]
+    assert first.waiting == ["namespace tenant-dev to be created"]
+    assert first.status["namespace"] == "tenant-dev"
+    then = compose("dev", ROOT_NS, {"resourceQuotas": {"cpu": "4"}, "etcd": True})
+    assert {"namespace", "quota", "etcd-cluster"} <= set(then.resources)
+    assert then.waiting == []
+
+
+def test_objects_stay_composed_if_the_namespace_is_not_observed() -> None:
+    # Once anything in the namespace exists, losing sight of the namespace drops nothing.
+    spec = {"resourceQuotas": {"cpu": "4"}}
+    out = compose("dev", ROOT_NS, spec, observed={"quota": {"kind": "ResourceQuota"}})
+    assert {"namespace", "quota", "limitrange"} <= set(out.resources)
 
 
 def test_root_tenant_does_not_compose_its_own_namespace() -> None:
@@ -237,7 +258,7 @@ def test_root_policies_have_no_ancestors_and_no_optional_modules() -> None:
 
 def test_everything_is_unready_until_observed_then_ready() -> None:
     first = compose("dev", ROOT_NS)
-    assert not any(d.ready for d in first.resources.values())
+    assert not any(d.ready for k, d in first.resources.items() if k != "namespace")
     observed = {k: d.body for k, d in first.resources.items()}
     second = compose("dev", ROOT_NS, observed=observed)
     assert all(d.ready for d in second.resources.values())
@@ -316,3 +337,124 @@ def test_etcd_is_ready_when_the_operator_says_so() -> None:
         observed["etcd-cluster"] = observed["etcd-cluster"] | {"status": {"readyMembers": members}}
         out = compose("dev", ROOT_NS, {"etcd": True}, observed=observed)
         assert out.resources["etcd-cluster"].ready is ready
+
+
+def _values(out: Outcome) -> dict[str, Any]:
+    values: dict[str, Any] = body(out, "ingress-nginx")["spec"]["values"]["ingress-nginx"]
+    return values
+
+
+def test_ingress_module_is_a_controller_with_the_namespace_as_its_class() -> None:
+    assert "ingress-nginx" not in compose("dev", ROOT_NS).resources
+    out = compose("dev", ROOT_NS, {"ingress": True})
+    release = body(out, "ingress-nginx")
+    assert release["metadata"]["name"] == "ingress-nginx-system"
+    assert release["spec"]["chartRef"] == {
+        "kind": "ExternalArtifact",
+        "name": "cozystack-ingress-application-default-ingress-system",
+        "namespace": "cozy-system",
+    }
+    values = _values(out)
+    assert values["fullnameOverride"] == "dev-ingress"
+    controller = values["controller"]
+    assert controller["ingressClassResource"] == {
+        "name": "tenant-dev",
+        "controllerValue": "k8s.io/ingress-nginx-tenant-dev",
+    }
+    assert controller["podLabels"]["cozystack.io/service"] == "ingress"
+    assert controller["admissionWebhooks"] == {"enabled": False}
+    assert controller["service"] == {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+    assert controller["resources"]["limits"]["cpu"] == "500m"
+    scrapes = {body(out, k)["metadata"]["name"] for k in out.resources if k.startswith("scrape-")}
+    assert scrapes == {"nginx-ingress-controller", "nginx-ingress-controller-detailed"}
+    assert body(out, "namespace")["metadata"]["labels"]["namespace.cozystack.io/ingress"] == (
+        "tenant-dev"
+    )
+
+
+def test_the_publishing_ingress_may_use_external_ips() -> None:
+    config = PlatformConfig.model_validate({"exposeExternalIps": ["192.0.2.1", "192.0.2.2"]})
+    root = _values(compose("root", ROOT_NS, {"ingress": True}, config=config))["controller"]
+    assert root["service"] == {
+        "type": "ClusterIP",
+        "externalTrafficPolicy": "Cluster",
+        "externalIPs": ["192.0.2.1", "192.0.2.2"],
+    }
+    assert "admissionWebhooks" not in root
+    child = _values(compose("dev", ROOT_NS, {"ingress": True}, config=config))["controller"]
+    assert child["service"]["type"] == "LoadBalancer"
+
+
+def test_monitoring_module_composes_storages_agent_and_grafana() -> None:
+    out = compose("dev", ROOT_NS, {"monitoring": True})
+    short, long_ = body(out, "vmcluster-shortterm"), body(out, "vmcluster-longterm")
+    assert (short["spec"]["retentionPeriod"], long_["spec"]["retentionPeriod"]) == ("3d", "14d")
+    assert short["spec"]["vmselect"]["extraArgs"]["dedup.minScrapeInterval"] == "15s"
+    assert short["spec"]["vmstorage"]["storage"]["volumeClaimTemplate"]["spec"] == {
+        "resources": {"requests": {"storage": "10Gi"}}
+    }
+    logs = body(out, "vlcluster")
+    assert logs["metadata"]["name"] == "generic"
+    assert logs["spec"]["vlstorage"]["storage"]["volumeClaimTemplate"]["spec"][
+        "storageClassName"
+    ] == ("replicated")
+    agent = body(out, "vmagent")["spec"]
+    assert agent["remoteWrite"] == [
+        {"url": "http://vminsert-shortterm:8480/insert/0/prometheus"},
+        {"url": "http://vminsert-longterm:8480/insert/0/prometheus"},
+    ]
+    assert agent["externalLabels"] == {"cluster": "cozystack", "tenant": "tenant-dev"}
+    assert agent["serviceScrapeNamespaceSelector"] == {
+        "matchLabels": {"namespace.cozystack.io/monitoring": "tenant-dev"}
+    }
+    datasources = yaml.safe_load(body(out, "grafana-datasources")["data"]["datasources.yaml"])
+    assert [(d["name"], d.get("isDefault")) for d in datasources["datasources"]] == [
+        ("vm-shortterm", True),
+        ("vm-longterm", False),
+        ("vlogs-generic", None),
+    ]
+    assert datasources["datasources"][2]["url"] == "http://vlselect-generic.tenant-dev.svc:9471"
+    ingress = body(out, "grafana-ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "grafana.dev.example.org"
+    # The Grafana of tenant-dev is published by the ingress its tenant inherits.
+    assert ingress["spec"]["ingressClassName"] == "tenant-root"
+    assert body(out, "grafana-service")["spec"]["ports"][0]["port"] == 3000
+    assert body(out, "grafana-db")["spec"]["instances"] == 2
+    assert "vmagent" not in compose("root", ROOT_NS, {"monitoring": True}).resources
+
+
+def test_grafana_keeps_its_password_and_its_database_image() -> None:
+    first = compose("dev", ROOT_NS, {"monitoring": True})
+    secret = body(first, "grafana-admin-password")
+    assert base64.b64decode(secret["data"]["user"]) == b"admin"
+    assert len(base64.b64decode(secret["data"]["password"])) == 32
+    observed = {
+        "grafana-admin-password": secret,
+        "grafana-db": {"spec": {"imageName": "ghcr.io/cloudnative-pg/postgresql:16.4"}},
+    }
+    again = compose("dev", ROOT_NS, {"monitoring": True}, observed=observed)
+    assert body(again, "grafana-admin-password") == secret
+    assert body(again, "grafana-db")["spec"]["imageName"].endswith(":16.4")
+
+
+def test_grafana_without_a_host_or_an_ingress_gets_no_ingress() -> None:
+    bare = namespace(
+        "tenant-root", **{"tenant.cozystack.io/tenant-root": "", "namespace.cozystack.io/host": ""}
+    )
+    out = compose("dev", bare, {"monitoring": True})
+    assert "grafana-ingress" not in out.resources
+    env = body(out, "grafana")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "GF_SERVER_ROOT_URL" not in {e["name"] for e in env}
+
+
+def test_victoriametrics_objects_are_ready_when_operational() -> None:
+    first = compose("dev", ROOT_NS, {"monitoring": True})
+    observed = {k: d.body for k, d in first.resources.items()}
+    for status, ready in (
+        ({}, False),
+        ({"updateStatus": "expanding"}, False),
+        ({"updateStatus": "operational"}, True),
+    ):
+        observed["vmcluster-shortterm"] = observed["vmcluster-shortterm"] | {"status": status}
+        out = compose("dev", ROOT_NS, {"monitoring": True}, observed=observed)
+        assert out.resources["vmcluster-shortterm"].ready is ready

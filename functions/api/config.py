@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from functions.api.common import Model
+from functions.domain.addresses import IP_PATTERN, usable_ip
+from functions.domain.errors import ComposeError
 from functions.domain.presets import AllocationRatios
+
+
+def _ip(value: str) -> str:
+    try:
+        usable_ip(value, "")
+    except ComposeError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+IPAddress = Annotated[str, Field(pattern=IP_PATTERN, max_length=45), AfterValidator(_ip)]
 
 INPUT_API_VERSION = "fn.cozyplane.io/v1alpha1"
 INPUT_KIND = "Input"
@@ -48,6 +61,19 @@ class PlatformConfig(Model):
     """Charts of the Kubernetes addons (Cozystack's ExternalArtifacts by default)."""
     bootstrap_chart: ChartRef = ChartRef()
     """Where Flux finds cozyplane's own tenant-bootstrap chart (see docs/release.md)."""
+    ingress_chart: ChartRef = ChartRef(
+        kind="ExternalArtifact", name="cozystack-ingress-application-default-ingress-system"
+    )
+    """Chart of the tenant ingress module (Cozystack's ingress-nginx wrapper by default)."""
+    expose_ingress: str = Field("tenant-root", max_length=63)
+    """Namespace whose ingress controller publishes the platform (Cozystack expose-ingress)."""
+    expose_external_ips: list[IPAddress] = Field(default_factory=list, max_length=16)
+    """External IPs of that publishing controller; empty means a LoadBalancer Service."""
+    cluster_issuer: str = Field("letsencrypt-prod", max_length=253)
+    """cert-manager ClusterIssuer of the tenants' web UIs (Grafana)."""
+    dedicated_nodes_for_windows_vms: bool = Field(False, alias="dedicatedNodesForWindowsVMs")
+    """Run Windows VMs only on nodes labelled scheduling.cozystack.io/vm-windows=true, and
+    keep other VMs off them (Cozystack's scheduling.dedicatedNodesForWindowsVMs)."""
     oidc_issuer_url: str = Field("", max_length=512)
     """OIDC issuer of the platform (Kubernetes oidc.mode System); empty: System mode is off."""
 

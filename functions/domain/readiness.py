@@ -53,6 +53,44 @@ def machine_deployment(obj: Object) -> bool:
     return int(obj.get("status", {}).get("readyReplicas") or 0) >= minimum
 
 
+def pvc_bound(obj: Object) -> bool:
+    return bool(obj.get("status", {}).get("phase") == "Bound")
+
+
+def rabbitmq_cluster(obj: Object) -> bool:
+    """Every node ready, as the cluster operator reports it for the current spec."""
+    generation = obj.get("metadata", {}).get("generation")
+    seen = obj.get("status", {}).get("observedGeneration")
+    if generation is not None and seen is not None and seen < generation:
+        return False
+    return condition_true("AllReplicasReady")(obj)
+
+
+def data_volume_succeeded(obj: Object) -> bool:
+    """CDI has put the data in place (import, clone, upload or blank)."""
+    return bool(obj.get("status", {}).get("phase") == "Succeeded")
+
+
+def job_succeeded(obj: Object) -> bool:
+    return condition_true("Complete")(obj)
+
+
+def virtual_machine(obj: Object) -> bool:
+    """Ready as its runStrategy wants it: Halted once Stopped, Manual Running or Stopped,
+    the others (Always, RerunOnFailure, Once) once KubeVirt reports it Ready."""
+    strategy = obj.get("spec", {}).get("runStrategy")
+    stopped = bool(obj.get("status", {}).get("printableStatus") == "Stopped")
+    if strategy == "Halted":
+        return stopped
+    running = condition_true("Ready")(obj)
+    return running or stopped if strategy == "Manual" else running
+
+
+def vm_operational(obj: Object) -> bool:
+    """VictoriaMetrics operator objects: `updateStatus: operational` once rolled out."""
+    return bool(obj.get("status", {}).get("updateStatus") == "operational")
+
+
 @dataclass(frozen=True)
 class ComposedKind:
     """A kind cozyplane composes: its REST plural, its scope and its readiness rule."""
@@ -115,6 +153,30 @@ COMPOSED: dict[tuple[str, str], ComposedKind] = {
     ),
     ("etcd-operator.cozystack.io", "EtcdCluster"): ComposedKind("etcdclusters", True, etcd_quorum),
     ("kamaji.clastix.io", "DataStore"): ComposedKind("datastores", False, status_ready),
+    ("", "PersistentVolumeClaim"): ComposedKind("persistentvolumeclaims", True, pvc_bound),
+    ("policy", "PodDisruptionBudget"): ComposedKind("poddisruptionbudgets", True, exists),
+    ("operator.victoriametrics.com", "VMServiceScrape"): ComposedKind(
+        "vmservicescrapes", True, exists
+    ),
+    ("k8s.mariadb.com", "MariaDB"): ComposedKind("mariadbs", True, condition_true("Ready")),
+    ("k8s.mariadb.com", "User"): ComposedKind("users", True, condition_true("Ready")),
+    ("k8s.mariadb.com", "Database"): ComposedKind("databases", True, condition_true("Ready")),
+    ("k8s.mariadb.com", "Grant"): ComposedKind("grants", True, condition_true("Ready")),
+    # A scheduled Backup's condition tells how its last run went, not whether it is set up.
+    ("k8s.mariadb.com", "Backup"): ComposedKind("backups", True, exists),
+    # RedisFailover has no status: services/redis.py judges the operator's workloads.
+    ("databases.spotahome.com", "RedisFailover"): ComposedKind("redisfailovers", True, exists),
+    ("rabbitmq.com", "RabbitmqCluster"): ComposedKind("rabbitmqclusters", True, rabbitmq_cluster),
+    ("rabbitmq.com", "User"): ComposedKind("users", True, condition_true("Ready")),
+    ("rabbitmq.com", "Vhost"): ComposedKind("vhosts", True, condition_true("Ready")),
+    ("rabbitmq.com", "Permission"): ComposedKind("permissions", True, condition_true("Ready")),
+    ("cdi.kubevirt.io", "DataVolume"): ComposedKind("datavolumes", True, data_volume_succeeded),
+    ("batch", "Job"): ComposedKind("jobs", True, job_succeeded),
+    ("kubevirt.io", "VirtualMachine"): ComposedKind("virtualmachines", True, virtual_machine),
+    ("operator.victoriametrics.com", "VMCluster"): ComposedKind("vmclusters", True, vm_operational),
+    ("operator.victoriametrics.com", "VLCluster"): ComposedKind("vlclusters", True, vm_operational),
+    ("operator.victoriametrics.com", "VMAgent"): ComposedKind("vmagents", True, vm_operational),
+    ("operator.victoriametrics.com", "VMPodScrape"): ComposedKind("vmpodscrapes", True, exists),
 }
 
 
@@ -129,6 +191,16 @@ REQUIRED: dict[tuple[str, str], str] = {
         "instancetype.kubevirt.io",
         "VirtualMachineClusterInstancetype",
     ): "virtualmachineclusterinstancetypes",
+    ("apps", "StatefulSet"): "statefulsets",
+    ("apps", "Deployment"): "deployments",
+    ("", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("cdi.kubevirt.io", "DataVolume"): "datavolumes",
+    (
+        "instancetype.kubevirt.io",
+        "VirtualMachineClusterPreference",
+    ): "virtualmachineclusterpreferences",
+    ("kubevirt.io", "VirtualMachineInstance"): "virtualmachineinstances",
+    ("kubeovn.io", "IP"): "ips",
 }
 
 

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from functions.api.postgres import PostgresSpec, PostgresStatus, PostgresVersion
 from functions.domain import presets, secrets
+from functions.domain.addresses import load_balancer_address
 from functions.domain.naming import kebab
 from functions.domain.storage import guard_volume
 from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
@@ -144,7 +145,7 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
                 },
             },
         )
-        external = _lb_address(svc)
+        external = load_balancer_address(svc)
         if not external:
             out.wait(f"Service {release}-external-write has no external address yet")
 
@@ -397,11 +398,3 @@ def _bootstrap(
         ]
     if boot.enabled:
         out.add("object-store-recovery", _object_store(spec, f"{release}-recovery", release, ns))
-
-
-def _lb_address(service: Object | None) -> str:
-    for ingress in (service or {}).get("status", {}).get("loadBalancer", {}).get("ingress", []):
-        address = ingress.get("ip") or ingress.get("hostname")
-        if address:
-            return str(address)
-    return ""

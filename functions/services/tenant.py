@@ -8,6 +8,7 @@ from functions.api.tenant import TenantModules, TenantServices, TenantSpec, Tena
 from functions.domain import access, naming, presets
 from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
 from functions.services.etcd import compose_etcd
+from functions.services.modules import compose_ingress, compose_monitoring
 
 LABEL_TENANT = "tenant.cozystack.io/"
 LABEL_SERVICE = "namespace.cozystack.io/"
@@ -103,10 +104,17 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
         labels["alpha.kubevirt.io/auto-memory-limits-ratio"] = "1.0"
         if scheduling:
             labels[LABEL_SCHEDULING] = scheduling
-        out.add(
+        observed = out.add(
             "namespace",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace, labels=labels)},
         )
+        # Crossplane applies composed objects in random order and stops at the first that
+        # fails, so objects inside a namespace that does not exist yet would keep failing.
+        # Once anything exists, everything stays composed: nothing is ever dropped.
+        if observed is None and not ctx.observed.keys():
+            out.wait(f"namespace {namespace} to be created")
+            out.status = _status(namespace, parent, host, modules, refs, {})
+            return out
 
     _access(out, namespace)
     quota = presets.flatten_quota(spec.resource_quotas, ctx.config.ratios)
@@ -123,8 +131,24 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
     _isolation(out, namespace, modules)
     if modules.etcd:
         compose_etcd(out, namespace)
+    if modules.ingress:
+        compose_ingress(out, namespace)
+    if modules.monitoring:
+        compose_monitoring(out, namespace, host, refs["ingress"])
 
-    out.status = TenantStatus(
+    out.status = _status(namespace, parent, host, modules, refs, quota)
+    return out
+
+
+def _status(
+    namespace: str,
+    parent: str,
+    host: str,
+    modules: TenantModules,
+    refs: dict[str, str],
+    quota: dict[str, str],
+) -> Object:
+    return TenantStatus(
         namespace=namespace,
         parent=parent,
         host=host,
@@ -132,7 +156,6 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
         services=TenantServices(**refs),
         quota=quota,
     ).model_dump(by_alias=True)
-    return out
 
 
 def _namespaced(api_version: str, kind: str, name: str, namespace: str, spec: Object) -> Object:

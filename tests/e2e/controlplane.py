@@ -277,7 +277,8 @@ class ControlPlane:
                 tool("kube-controller-manager"),
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
-                "--controllers=garbage-collector-controller,namespace-controller",
+                "--controllers=garbage-collector-controller,namespace-controller,"
+                "persistentvolumeclaim-protection-controller",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={self.ports['kcm']}",
                 "--use-service-account-credentials=false",

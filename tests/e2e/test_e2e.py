@@ -110,6 +110,37 @@ def simulate_etcd(k8s: Cluster, ns: str) -> None:
             k8s.patch_status("cert-manager.io/v1", kind, name, ns, {"conditions": [READY]})
 
 
+def simulate_modules(k8s: Cluster, ns: str) -> None:
+    """What Flux, the VictoriaMetrics operator, CloudNativePG and Kubernetes report once a
+    tenant's ingress and monitoring modules run."""
+    k8s.patch_status(
+        "helm.toolkit.fluxcd.io/v2",
+        "HelmRelease",
+        "ingress-nginx-system",
+        ns,
+        {"conditions": [READY | {"lastTransitionTime": "2026-11-20T10:00:00Z"}]},
+    )
+    storages = [
+        ("VMCluster", "shortterm", "v1beta1"),
+        ("VMCluster", "longterm", "v1beta1"),
+        ("VLCluster", "generic", "v1"),
+    ]
+    if ns != "tenant-root":
+        storages.append(("VMAgent", "vmagent", "v1beta1"))
+    for kind, name, version in storages:
+        api = f"operator.victoriametrics.com/{version}"
+        k8s.must(api, kind, name, ns)
+        k8s.patch_status(api, kind, name, ns, {"updateStatus": "operational"})
+    k8s.patch_status(
+        "postgresql.cnpg.io/v1",
+        "Cluster",
+        "grafana-db",
+        ns,
+        {"conditions": [READY | {"lastTransitionTime": "2026-11-20T10:00:00Z"}]},
+    )
+    _deployment_ready(k8s, "grafana", ns)
+
+
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with running(tmp_path_factory.mktemp("controlplane")) as started:
@@ -209,6 +240,7 @@ def test_tenants_compose_namespaces_rbac_and_policies(plane: ControlPlane, k8s: 
     assert dev["status"]["namespace"] == "tenant-dev"
     assert condition(dev, "Available")["status"] == "True"
     simulate_etcd(k8s, "tenant-root")
+    simulate_modules(k8s, "tenant-root")
     root = wait_ready(k8s, "Tenant", "root", "tenant-root")
     assert root["status"]["services"]["etcd"] == "tenant-root"
     k8s.must("rbac.authorization.k8s.io/v1", "RoleBinding", "cozyplane:tenant:view", "tenant-root")
@@ -614,6 +646,199 @@ def test_a_node_group_change_rolls_a_new_template_and_keeps_the_old_one_while_us
     }
 
 
+AVAILABLE = {"type": "Available", "status": "True", "reason": "Simulated"}
+LB = {"loadBalancer": {"ingress": [{"ip": "192.0.2.30"}]}}
+
+
+def _apply_example(plane: ControlPlane, *names: str) -> None:
+    for name in names:
+        plane.kubectl("apply", "-f", str(EXAMPLES / f"{name}.yaml"))
+
+
+def _deployment_ready(k8s: Cluster, name: str, ns: str) -> None:
+    replicas = k8s.must("apps/v1", "Deployment", name, ns)["spec"].get("replicas", 1)
+    k8s.patch_status(
+        "apps/v1",
+        "Deployment",
+        name,
+        ns,
+        {
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [AVAILABLE | {"lastTransitionTime": "2026-11-20T10:00:00Z"}],
+        },
+    )
+
+
+def test_tenant_modules_ingress_and_monitoring(plane: ControlPlane, k8s: Cluster) -> None:
+    _apply_example(plane, "tenant-modules")
+    ns = "tenant-analytics"
+    k8s.must("v1", "Namespace", ns)
+    release = k8s.must("helm.toolkit.fluxcd.io/v2", "HelmRelease", "ingress-nginx-system", ns)
+    controller = release["spec"]["values"]["ingress-nginx"]["controller"]
+    assert controller["ingressClassResource"]["name"] == ns
+    simulate_etcd(k8s, ns)
+    simulate_modules(k8s, ns)
+    ingress = k8s.must("networking.k8s.io/v1", "Ingress", "grafana-ingress", ns)
+    assert ingress["spec"]["rules"][0]["host"] == "grafana.analytics.example.org"
+    tenant = wait_ready(k8s, "Tenant", "analytics", "tenant-root")
+    assert tenant["status"]["services"]["monitoring"] == ns
+
+
+def test_mariadb_redis_and_rabbitmq(plane: ControlPlane, k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    _apply_example(plane, "mariadb-minimal", "redis-minimal", "rabbitmq-minimal")
+    mariadb = k8s.must("k8s.mariadb.com/v1alpha1", "MariaDB", "mariadb-db", ns)
+    assert mariadb["spec"]["replication"]["enabled"] is True
+    k8s.must("v1", "ConfigMap", "mariadb-db-my-cnf", ns)
+    k8s.patch_status(
+        "k8s.mariadb.com/v1alpha1",
+        "MariaDB",
+        "mariadb-db",
+        ns,
+        {
+            "conditions": [READY | {"lastTransitionTime": "2026-11-20T10:00:00Z"}],
+            "replicas": 2,
+            "currentPrimary": "mariadb-db-0",
+            "currentPrimaryPodIndex": 0,
+        },
+    )
+    # What redis-operator makes from the RedisFailover; its workloads are the truth.
+    failover = k8s.must("databases.spotahome.com/v1", "RedisFailover", "redis-cache", ns)
+    assert failover["spec"]["sentinel"]["replicas"] == 3
+    labels = {
+        "app.kubernetes.io/name": "redis-cache",
+        "app.kubernetes.io/part-of": "redis-failover",
+    }
+    for kind, name, component, replicas, image in (
+        ("StatefulSet", "rfr-redis-cache", "redis", 2, "redis:8.4.0"),
+        ("Deployment", "rfs-redis-cache", "sentinel", 3, "redis:6.2.6-alpine"),
+    ):
+        selector = labels | {"app.kubernetes.io/component": component}
+        spec = {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": component, "image": image}]},
+            },
+        }
+        if kind == "StatefulSet":
+            spec["serviceName"] = name
+        obj = {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }
+        plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(obj))
+        k8s.patch_status(
+            "apps/v1", kind, name, ns, {"replicas": replicas, "readyReplicas": replicas}
+        )
+    k8s.must("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmq-queue", ns)
+    k8s.patch_status(
+        "rabbitmq.com/v1beta1",
+        "RabbitmqCluster",
+        "rabbitmq-queue",
+        ns,
+        {
+            "conditions": [
+                {
+                    "type": "AllReplicasReady",
+                    "status": "True",
+                    "reason": "AllPodsAreReady",
+                    "lastTransitionTime": "2026-11-20T10:00:00Z",
+                }
+            ]
+        },
+    )
+    assert wait_ready(k8s, "MariaDB", "db", ns)["status"]["secrets"]["credentials"] == (
+        "mariadb-db-credentials"
+    )
+    assert wait_ready(k8s, "Redis", "cache", ns)["status"]["version"] == "8.4.0"
+    rabbit = wait_ready(k8s, "RabbitMQ", "queue", ns)
+    assert rabbit["status"]["endpoints"]["amqp"] == "rabbitmq-queue.tenant-dev.svc:5672"
+
+
+def test_http_cache_and_vpn(plane: ControlPlane, k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    _apply_example(plane, "httpcache-minimal", "vpn-minimal")
+    _deployment_ready(k8s, "http-cache-cdn-haproxy", ns)
+    for i in (0, 1):
+        _deployment_ready(k8s, f"http-cache-cdn-nginx-cache-{i}", ns)
+        k8s.patch_status(
+            "v1", "PersistentVolumeClaim", f"http-cache-cdn-nginx-cache-{i}", ns, {"phase": "Bound"}
+        )
+    cache = wait_ready(k8s, "HTTPCache", "cdn", ns)
+    assert cache["status"]["endpoint"] == "http-cache-cdn-haproxy.tenant-dev.svc:80"
+    _deployment_ready(k8s, "vpn-office-vpn", ns)
+    k8s.patch_status("v1", "Service", "vpn-office-vpn", ns, LB)
+    for kind, name in (("Issuer", "vpn-office-selfsigned"), ("Certificate", "vpn-office-vpn-tls")):
+        k8s.must("cert-manager.io/v1", kind, name, ns)
+        k8s.patch_status("cert-manager.io/v1", kind, name, ns, {"conditions": [READY]})
+    vpn = wait_ready(k8s, "VPN", "office", ns)
+    assert vpn["status"]["urlsSecret"] == "vpn-office-urls"
+    assert "password" not in json.dumps(vpn["status"]).lower()
+
+
+def test_a_disk_and_a_virtual_machine(plane: ControlPlane, k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    _apply_example(plane, "vmdisk-minimal", "virtualmachine-minimal")
+    disk = k8s.must("cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-ubuntu", ns)
+    assert disk["spec"]["storage"]["storageClassName"] == "replicated"
+    k8s.patch_status(
+        "cdi.kubevirt.io/v1beta1",
+        "DataVolume",
+        "vm-disk-ubuntu",
+        ns,
+        {"phase": "Succeeded", "progress": "100.0%", "claimName": "vm-disk-ubuntu"},
+    )
+    wait_ready(k8s, "VMDisk", "ubuntu", ns)
+    # The VirtualMachine waits for its disk, then runs on it.
+    vm = k8s.must("kubevirt.io/v1", "VirtualMachine", "vm-instance-ubuntu", ns)
+    volumes = vm["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "disk-ubuntu", "dataVolume": {"name": "vm-disk-ubuntu"}} in volumes
+    k8s.patch_status(
+        "kubevirt.io/v1",
+        "VirtualMachine",
+        "vm-instance-ubuntu",
+        ns,
+        {"printableStatus": "Running", "ready": True, "conditions": [READY]},
+    )
+    machine = wait_ready(k8s, "VirtualMachine", "ubuntu", ns)
+    assert machine["status"]["printableStatus"] == "Running"
+
+
+def test_deleting_the_catalogue_claims(plane: ControlPlane, k8s: Cluster) -> None:
+    ns = "tenant-dev"
+    kinds = (
+        ("mariadbs", "db", "k8s.mariadb.com/v1alpha1", "MariaDB", "mariadb-db"),
+        ("redises", "cache", "databases.spotahome.com/v1", "RedisFailover", "redis-cache"),
+        ("rabbitmqs", "queue", "rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmq-queue"),
+        ("httpcaches", "cdn", "apps/v1", "Deployment", "http-cache-cdn-haproxy"),
+        ("vpns", "office", "apps/v1", "Deployment", "vpn-office-vpn"),
+        (
+            "virtualmachines.cozyplane.io",
+            "ubuntu",
+            "kubevirt.io/v1",
+            "VirtualMachine",
+            "vm-instance-ubuntu",
+        ),
+        ("vmdisks", "ubuntu", "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-ubuntu"),
+    )
+    for plural, name, *_ in kinds:
+        plane.kubectl("delete", plural, name, "-n", ns, "--wait=false")
+    for _, _, api, kind, name in kinds:
+        wait_for(f"{kind} {name} to be deleted", k8s.gone(api, kind, name, ns), WAIT)
+    plane.kubectl("delete", "tenant", "analytics", "-n", "tenant-root", "--wait=false")
+    wait_for(
+        "namespace tenant-analytics to be deleted",
+        k8s.gone("v1", "Namespace", "tenant-analytics", None),
+        WAIT,
+    )
+
+
 def test_deleting_claims_removes_their_composed_objects(plane: ControlPlane, k8s: Cluster) -> None:
     ns = "tenant-dev"
     composed = _composed(k8s, k8s.claim("Postgres", "db", ns))
@@ -626,7 +851,14 @@ def test_deleting_claims_removes_their_composed_objects(plane: ControlPlane, k8s
     plane.kubectl("delete", "postgres", "orders", "-n", ns, "--wait=false")
     plane.kubectl("delete", "kuberneteses", "dev", "-n", ns, "--wait=false")
     plane.kubectl("delete", "tenant", "dev", "-n", "tenant-root", "--wait=false")
-    wait_for(
-        "namespace tenant-dev to be deleted", k8s.gone("v1", "Namespace", "tenant-dev", None), WAIT
-    )
+    try:
+        wait_for(
+            "namespace tenant-dev to be deleted",
+            k8s.gone("v1", "Namespace", "tenant-dev", None),
+            WAIT,
+        )
+    except TimeoutError as err:
+        # Say what holds it: the namespace controller lists it in the conditions.
+        namespace = k8s.get("v1", "Namespace", "tenant-dev") or {}
+        raise TimeoutError(f"{err}; {json.dumps(namespace.get('status'))}") from None
     assert k8s.get("v1", "Namespace", "tenant-root") is not None

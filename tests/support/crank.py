@@ -165,6 +165,12 @@ def bare_crd(path: Path) -> Object:
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": schema},
+                    # As KubeVirt's own CRDs: writers of spec never overwrite status.
+                    **(
+                        {"subresources": {"status": {}}}
+                        if "status" in schema.get("properties", {})
+                        else {}
+                    ),
                 }
             ],
         },

@@ -6,11 +6,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from functions.api.kubernetes import KubernetesSpec
 from functions.domain import secrets
 from functions.domain.errors import ComposeError
+from functions.domain.text import to_yaml
 from functions.services.base import Object, Outcome, meta
 from functions.services.kubernetes.workers import TENANT_DNS_DOMAIN, Cluster
 
@@ -446,7 +445,7 @@ def compose_addons(
     for release in releases(spec, c, monitoring=monitoring, classes=classes):
         out.add(f"addon-{release.suffix}", _helm_release(out, c, release))
     if spec.addons.cert_manager.enabled and spec.addons.cert_manager.values_override:
-        text = yaml.safe_dump(spec.addons.cert_manager.values_override, sort_keys=True)
+        text = to_yaml(spec.addons.cert_manager.values_override, sort_keys=True)
         out.add(
             "addon-cert-manager-crds-values",
             secrets.secret(

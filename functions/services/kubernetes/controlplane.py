@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import yaml
-
 from functions.api.kubernetes import KubernetesSpec
 from functions.domain import presets, secrets
 from functions.domain.errors import ComposeError
+from functions.domain.text import to_yaml
 from functions.services.base import Object, Outcome, meta
 from functions.services.kubernetes.workers import (
     CAPI,
@@ -216,7 +215,7 @@ def infrastructure(out: Outcome, c: Cluster) -> None:
             "ConfigMap",
             f"{c.release}-cloud-config",
             c.namespace,
-            {"data": {"cloud-config": yaml.safe_dump(config, sort_keys=False)}},
+            {"data": {"cloud-config": to_yaml(config, sort_keys=False)}},
         ),
     )
 
@@ -854,7 +853,7 @@ def oidc(
             )
         client_id = f"{ns}-{release}"
         groups = ", ".join(f'"{ns}-{lvl}"' for lvl in ("view", "use", "admin", "super-admin"))
-        config = yaml.safe_dump(
+        config = to_yaml(
             {
                 "apiVersion": "apiserver.config.k8s.io/v1beta1",
                 "kind": "AuthenticationConfiguration",
@@ -922,7 +921,7 @@ def oidc(
                 secrets.secret(
                     f"{release}-oidc-kubeconfig",
                     ns,
-                    {"kubeconfig": yaml.safe_dump(kubeconfig, sort_keys=False)},
+                    {"kubeconfig": to_yaml(kubeconfig, sort_keys=False)},
                 ),
             )
     out.add("oidc-authn-config", secrets.secret(name, ns, {"config.yaml": config}))

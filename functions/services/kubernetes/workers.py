@@ -8,13 +8,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from functions.api.kubernetes import KubernetesSpec, NodeGroup
 from functions.domain import presets
 from functions.domain.errors import ComposeError
 from functions.domain.instancetypes import INSTANCETYPES
 from functions.domain.quantity import helm_to_float
+from functions.domain.text import to_yaml
 from functions.services.base import Object, Outcome, Requirement, meta
 
 CAPI = "cluster.x-k8s.io/v1beta1"
@@ -532,7 +531,7 @@ def talos_config(spec: KubernetesSpec, group: NodeGroup, sizing: Sizing, inputs:
     return {
         "generateType": "none",
         "talosVersion": spec.talos.version,
-        "data": yaml.safe_dump(document, sort_keys=False, width=1000),
+        "data": to_yaml(document, sort_keys=False, width=1000),
     }
 
 

@@ -17,7 +17,7 @@ OUT := out
 TOOLS := .tools/bin
 GO_TOOLS := crank crossplane helm etcd kube-apiserver kube-controller-manager kubectl
 
-.PHONY: render test lint tools generate packages controlplane clean
+.PHONY: render test lint tools generate packages controlplane bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv-$(UV_VERSION)
@@ -37,9 +37,9 @@ render: $(VENV)/.synced
 
 ## lint: formatting, lint rules and strict typing
 lint: $(VENV)/.synced
-	$(BIN)/ruff format --check functions tests
-	$(BIN)/ruff check functions tests
-	$(BIN)/mypy functions tests
+	$(BIN)/ruff format --check functions tests benchmarks
+	$(BIN)/ruff check functions tests benchmarks
+	$(BIN)/mypy functions tests benchmarks
 
 ## test: the whole suite, lint and the real Crossplane CLI included (what CI runs)
 test: lint tools
@@ -54,6 +54,10 @@ packages:
 	tools/build.sh crank
 	tools/build.sh helm
 	package/build.sh $(TOOLS)/crank $(TOOLS)/helm $(OUT)/packages
+
+## bench: the full benchmark against the no-op floor: out/bench/results.json and scaling.png
+bench: $(VENV)/.synced
+	$(BIN)/python -m benchmarks --out $(OUT)/bench
 
 ## controlplane: start the e2e's control plane (etcd, kube-apiserver, Crossplane, the function)
 controlplane: $(VENV)/.synced tools

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import grpc
-from crossplane.function import logging, resource, response
+from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2
@@ -18,7 +18,15 @@ from functions.api.kinds import BY_COMPOSITE
 from functions.api.rules import violations
 from functions.domain.secrets import PasswordSource, random_password
 from functions.services import COMPOSERS
-from functions.services.base import ComposeError, Composite, Context, Observed, Outcome, Required
+from functions.services.base import (
+    STATE_FIELDS,
+    ComposeError,
+    Composite,
+    Context,
+    Observed,
+    Outcome,
+    Required,
+)
 
 # Fields Crossplane adds to a legacy composite's spec; they are not part of our API.
 CROSSPLANE_SPEC_FIELDS = frozenset(
@@ -58,8 +66,71 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         return run(req, self.passwords, self.log)
 
 
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        return {k: _value(fields[k]) for k in fields}
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "list_value":
+        return [_value(v) for v in value.list_value.values]
+    return None
+
+
+def _top(key: str, value: struct_pb2.Value) -> Any:
+    if key == "metadata" and value.WhichOneof("kind") == "struct_value":
+        fields = value.struct_value.fields
+        return {k: _value(fields[k]) for k in fields if k != "managedFields"}
+    return _value(value)
+
+
 def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return resource.struct_to_dict(struct)
+    """A Struct as plain data (as the SDK's struct_to_dict, at a third of its cost), without
+    the API server's managedFields: nothing reads them, and they are much of an object."""
+    fields = struct.fields
+    return {k: _top(k, fields[k]) for k in fields}
+
+
+def _state(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Only what readiness reads (Observed.state): the spec stays unconverted."""
+    fields = struct.fields
+    return {k: _top(k, fields[k]) for k in STATE_FIELDS if k in fields}
+
+
+def _set(target: struct_pb2.Value, value: Any) -> None:
+    if isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, dict):
+        if value:
+            _fill(target.struct_value, value)
+        else:
+            target.struct_value.SetInParent()
+    elif isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int | float):
+        target.number_value = value
+    elif isinstance(value, list | tuple):
+        if not value:
+            target.list_value.SetInParent()
+        values = target.list_value.values
+        for item in value:
+            _set(values.add(), item)
+    elif value is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    else:
+        raise TypeError(f"cannot encode a {type(value).__name__}")
+
+
+def _fill(struct: struct_pb2.Struct, data: dict[str, Any]) -> None:
+    """Struct.update, without its per-value dispatch: a third faster on composed objects."""
+    fields = struct.fields
+    for key, value in data.items():
+        _set(fields[key], value)
 
 
 def _field_errors(err: ValidationError, root: str) -> str:
@@ -67,16 +138,15 @@ def _field_errors(err: ValidationError, root: str) -> str:
     for e in err.errors(include_url=False):
         where = ".".join(str(p) for p in (root, *e["loc"]))
         parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
+    # Sorted: errors in maps come in the Struct's order, which varies from call to call.
+    return "; ".join(sorted(parts))
 
 
 def run(
     req: fnv1.RunFunctionRequest, passwords: PasswordSource, log: Any
 ) -> fnv1.RunFunctionResponse:
     rsp = response.to(req, ttl=TTL_SETTLED)
-    xr = req.observed.composite.resource
-    kind = xr["kind"] if "kind" in xr else ""  # noqa: SIM401
-    name = xr["metadata"]["name"] if "metadata" in xr and "name" in xr["metadata"] else ""
+    kind, name = _identity(req.observed.composite.resource)
     log = log.bind(tag=req.meta.tag, kind=kind, name=name)
     try:
         outcome = _compose(req, passwords)
@@ -92,10 +162,18 @@ def run(
     return rsp
 
 
+def _identity(xr: struct_pb2.Struct) -> tuple[str, str]:
+    """The composite's kind and name for messages and logs; empty where not strings."""
+    fields = xr.fields
+    kind = fields["kind"].string_value if "kind" in fields else ""
+    metadata = fields["metadata"].struct_value.fields if "metadata" in fields else {}
+    return kind, metadata["name"].string_value if "name" in metadata else ""
+
+
 def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome:
     xr = _dict(req.observed.composite.resource)
     kind_name = xr.get("kind", "")
-    kind = BY_COMPOSITE.get(kind_name)
+    kind = BY_COMPOSITE.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         served = ", ".join(sorted(BY_COMPOSITE))
         raise ComposeError(
@@ -120,6 +198,9 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
 
     metadata = xr.get("metadata") or {}
     claim = raw_spec.get("claimRef") or {}
+    for field, value in (("metadata", metadata), ("spec.claimRef", claim)):
+        if not isinstance(value, dict):
+            raise ComposeError(field, "must be an object")
     composite = Composite(
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
@@ -127,7 +208,11 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
         claim_namespace=str(claim.get("namespace", "")),
     )
     resources = req.observed.resources
-    observed = Observed(resources.keys(), lambda key: _dict(resources[key].resource))
+    observed = Observed(
+        resources.keys(),
+        lambda key: _dict(resources[key].resource),
+        lambda key: _state(resources[key].resource),
+    )
     required = Required(
         {
             name: [_dict(item.resource) for item in found.items]
@@ -147,9 +232,12 @@ def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> None:
     for key, desired in outcome.resources.items():
         target = rsp.desired.resources[key]
         target.resource.Clear()
-        target.resource.update(desired.body)
+        _fill(target.resource, desired.body)
         target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
-    rsp.desired.composite.resource.update({"status": outcome.status})
+    composite = rsp.desired.composite.resource
+    if "status" in composite.fields:
+        del composite.fields["status"]  # Replaced, not merged, as Struct.update would.
+    _fill(composite, {"status": outcome.status})
     for name, req in outcome.requirements.items():
         selector = rsp.requirements.resources[name]
         selector.api_version, selector.kind = req.api_version, req.kind

@@ -26,13 +26,27 @@ class Composite:
     claim_namespace: str
 
 
-class Observed:
-    """Observed composed resources by composition-resource name, converted on first read."""
+STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
 
-    def __init__(self, keys: Iterable[str], load: Callable[[str], Object]) -> None:
+
+class Observed:
+    """Observed composed resources by composition-resource name, converted on first read.
+
+    Readiness needs only an object's metadata and status (`state`); converting the whole of
+    every observed object, spec included, was most of a call's cost.
+    """
+
+    def __init__(
+        self,
+        keys: Iterable[str],
+        load: Callable[[str], Object],
+        load_state: Callable[[str], Object] | None = None,
+    ) -> None:
         self._keys = frozenset(keys)
         self._load = load
+        self._load_state = load_state
         self._cache: dict[str, Object] = {}
+        self._states: dict[str, Object] = {}
 
     @classmethod
     def of(cls, objects: Mapping[str, Object]) -> Observed:
@@ -44,6 +58,18 @@ class Observed:
         if key not in self._cache:
             self._cache[key] = self._load(key)
         return self._cache[key]
+
+    def state(self, key: str) -> Object | None:
+        """The object's apiVersion, kind, metadata and status: what readiness reads."""
+        if key not in self._keys:
+            return None
+        if key not in self._states:
+            if self._load_state is None or key in self._cache:
+                full = self.get(key) or {}
+                self._states[key] = {f: full[f] for f in STATE_FIELDS if f in full}
+            else:
+                self._states[key] = self._load_state(key)
+        return self._states[key]
 
     def keys(self) -> frozenset[str]:
         return self._keys
@@ -106,12 +132,14 @@ class Outcome:
     """Overrides Crossplane's derivation (all composed objects ready) when set."""
 
     def add(self, key: str, body: Object) -> Object | None:
-        """Compose `body` under `key`; returns what is observed for it, if anything."""
+        """Compose `body` under `key`. Returns, once it exists, the object as observed with
+        the spec asked for: its observed metadata and status with `body`'s spec."""
         if key in self.resources:
             raise ValueError(f"composed twice: {key}")
-        observed = self.ctx.observed.get(key)
-        self.resources[key] = Desired(body, readiness.is_ready(body, observed))
-        return observed
+        state = self.ctx.observed.state(key)
+        view = None if state is None else state | {"spec": body.get("spec", {})}
+        self.resources[key] = Desired(body, readiness.is_ready(body, view))
+        return view
 
     def require(self, name: str, requirement: Requirement) -> Object | None:
         """Ask for a resource; returns it once Crossplane has fetched it."""

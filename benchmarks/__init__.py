@@ -1,0 +1,1 @@
+"""The function-cozyplane benchmark: CPU, latency, throughput and memory against a floor."""

@@ -1,0 +1,198 @@
+"""Measure function-cozyplane against the floor, in one run, and write the results."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+
+from benchmarks import harness
+from benchmarks.store import Case, write_cases
+from benchmarks.workload import ROOT
+
+# The load model: 10,000 claims, one call per reconcile, a 60 s TTL.
+TARGET_RATE = 170.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure: the quick plan guards regressions, the full one reports."""
+
+    warmup: int
+    sequential_calls: int
+    concurrent_seconds: float
+    saturation_seconds: float
+    steady_seconds: float
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(
+                warmup=5,
+                sequential_calls=20,
+                concurrent_seconds=0.5,
+                saturation_seconds=1.0,
+                steady_seconds=2.0,
+            )
+        return cls(
+            warmup=20,
+            sequential_calls=200,
+            concurrent_seconds=3.0,
+            saturation_seconds=5.0,
+            steady_seconds=15.0,
+        )
+
+
+def commands() -> dict[str, list[str]]:
+    py = harness.python()
+    return {
+        "cozyplane": [py, "-m", "functions", "serve"],
+        "floor": [py, "-m", "benchmarks.floor", "--cases", "{cases}"],
+    }
+
+
+async def _measure(
+    server: harness.Server, pki: harness.Pki, cases: list[Case], mix: list[Case], plan: Plan
+) -> dict[str, Any]:
+    requests: dict[str, fnv1.RunFunctionRequest] = {
+        c.label: fnv1.RunFunctionRequest.FromString(c.request) for c in cases
+    }
+    async with pki.channel(server.address) as channel:
+        stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
+        startup = await harness.wait_serving(server, stub, requests[mix[0].label])
+        for case in cases:
+            answer = await stub.RunFunction(requests[case.label])
+            if answer.SerializeToString(deterministic=True) != case.response:
+                raise RuntimeError(f"{server.name} does not answer {case.label} as expected")
+        await asyncio.sleep(0.5)
+        idle_kib = server.memory_kib("VmRSS")
+        per_case: dict[str, Any] = {}
+        for case in cases:
+            req = requests[case.label]
+
+            def one(_: int, req: fnv1.RunFunctionRequest = req) -> fnv1.RunFunctionRequest:
+                return req
+
+            await harness.closed_loop(server, stub, one, concurrency=1, calls=plan.warmup)
+            c1 = await harness.closed_loop(
+                server, stub, one, concurrency=1, calls=plan.sequential_calls
+            )
+            c16 = await harness.closed_loop(
+                server, stub, one, concurrency=16, seconds=plan.concurrent_seconds
+            )
+            per_case[case.label] = {"c1": c1.summary(), "c16": c16.summary()}
+        cycle = [requests[c.label] for c in mix]
+
+        def mixed(i: int) -> fnv1.RunFunctionRequest:
+            return cycle[i % len(cycle)]
+
+        saturated = await harness.closed_loop(
+            server, stub, mixed, concurrency=16, seconds=plan.saturation_seconds
+        )
+        steady = await harness.open_loop(
+            server, stub, mixed, rate=TARGET_RATE, seconds=plan.steady_seconds
+        )
+        return {
+            "startup_seconds": round(startup, 3),
+            "rss_idle_mib": round(idle_kib / 1024, 1),
+            "rss_peak_mib": round(server.memory_kib("VmHWM") / 1024, 1),
+            "cases": per_case,
+            "saturated": saturated.summary(),
+            "steady": steady.summary() | {"rate": TARGET_RATE},
+        }
+
+
+def measure(cases: list[Case], plan: Plan, work: Path) -> dict[str, Any]:
+    """Serve each function in turn and drive it with the same requests."""
+    harness.pin_client()
+    pki = harness.Pki.make(work / "pki")
+    cases_file = work / "cases.json"
+    write_cases(cases_file, cases)
+    mix = [c for c in cases if not c.series]
+    out: dict[str, Any] = {}
+    for name, command in commands().items():
+        argv = [a.replace("{cases}", str(cases_file)) for a in command]
+        server = harness.Server(name, argv, pki, work / f"{name}.log")
+        try:
+            out[name] = asyncio.run(_measure(server, pki, cases, mix, plan))
+        finally:
+            server.stop()
+    return out
+
+
+def ratios(results: dict[str, Any], cases: list[Case]) -> dict[str, Any]:
+    ours, floor = results["cozyplane"], results["floor"]
+    table: dict[str, Any] = {}
+    for case in cases:
+        a, b = ours["cases"][case.label], floor["cases"][case.label]
+        table[case.label] = {
+            "kind": case.kind,
+            "composed": case.composed,
+            "request_kib": round(len(case.request) / 1024, 1),
+            "response_kib": round(len(case.response) / 1024, 1),
+            "cpu_ms": a["c16"]["cpu_ms_per_call"],
+            "floor_cpu_ms": b["c16"]["cpu_ms_per_call"],
+            "cpu_ratio": round(a["c16"]["cpu_ms_per_call"] / b["c16"]["cpu_ms_per_call"], 2),
+            "p50_c1_ratio": round(a["c1"]["p50_ms"] / b["c1"]["p50_ms"], 2),
+            "p99_c1_ratio": round(a["c1"]["p99_ms"] / b["c1"]["p99_ms"], 2),
+            "p50_c16_ratio": round(a["c16"]["p50_ms"] / b["c16"]["p50_ms"], 2),
+            "p99_c16_ratio": round(a["c16"]["p99_ms"] / b["c16"]["p99_ms"], 2),
+            "calls_per_second_ratio": round(
+                a["c16"]["calls_per_second"] / b["c16"]["calls_per_second"], 2
+            ),
+        }
+    return table
+
+
+def fits(table: dict[str, Any], cases: list[Case]) -> dict[str, Any]:
+    """Least-squares cost per unit of scale (node group, quota key, user) along each series,
+    and its curvature: the last segment's marginal cost over the first's."""
+    out: dict[str, Any] = {}
+    key = lambda c: c.series  # noqa: E731
+    for name, group in itertools.groupby(sorted((c for c in cases if c.series), key=key), key):
+        points = sorted((c.x, table[c.label]["cpu_ms"], c.composed) for c in group)
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        n = len(xs)
+        mx, my = sum(xs) / n, sum(ys) / n
+        sxx = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+        intercept = my - slope * mx
+        ss_tot = sum((y - my) ** 2 for y in ys)
+        ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+        marginal = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(n - 1)]
+        out[name] = {
+            "points": [{"scale": p[0], "cpu_ms": p[1], "composed": p[2]} for p in points],
+            "ms_per_unit": round(slope, 4),
+            "intercept_ms": round(intercept, 3),
+            "r2": round(1 - ss_res / ss_tot, 4) if ss_tot else 1.0,
+            "marginal_ms_per_unit": [round(m, 4) for m in marginal],
+            # A flat series (no marginal cost at all) has nothing to curve.
+            "curvature": round(marginal[-1] / marginal[0], 2) if marginal[0] > 0 else 1.0,
+        }
+    return out
+
+
+def run(cases: list[Case], quick: bool) -> dict[str, Any]:
+    plan = Plan.of(quick)
+    with tempfile.TemporaryDirectory(prefix="cozyplane-bench-") as tmp:
+        started = time.monotonic()
+        results = measure(cases, plan, Path(tmp))
+    table = ratios(results, cases)
+    return {
+        "quick": quick,
+        "seconds": round(time.monotonic() - started, 1),
+        "cozyplane": results["cozyplane"],
+        "floor": results["floor"],
+        "cases": table,
+        "scaling": fits(table, cases),
+    }
+
+
+__all__ = ["ROOT", "run"]

@@ -102,12 +102,13 @@ def tenant_roles() -> list[dict[str, Any]]:
         _rule(
             "", ["endpoints", "events", "persistentvolumeclaims", "pods", "services"], ["delete"]
         ),
-        _rule("kubevirt.io", ["virtualmachineinstances", "virtualmachines"], ["get", "list"]),
+        # KubeVirt VMs only, as Cozystack: their instances are the operator's to manage.
+        _rule("kubevirt.io", ["virtualmachines"], ["get", "list"]),
         _rule(GROUP, apps, ["create", "update", "patch", "delete"]),
     ]
     super_admin = [
         *admin,
-        _rule("kubevirt.io", ["virtualmachineinstances", "virtualmachines"], ["*"]),
+        _rule("kubevirt.io", ["virtualmachines"], ["*"]),
         _rule(GROUP, claims, ["*"]),
     ]
     tenant_sa = [*view[1:], _rule(GROUP, claims, ["*"])]

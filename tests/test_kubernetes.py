@@ -181,6 +181,14 @@ def test_a_running_cluster_keeps_its_data_store_when_etcd_disappears() -> None:
     assert "keeping DataStore 'tenant-old'" in out.warnings[0]
 
 
+def test_a_cluster_that_lost_its_etcd_and_its_control_plane_is_fatal_not_emptied() -> None:
+    # Regression (fuzzing): composing nothing here made Crossplane delete the whole cluster.
+    bare = namespace("tenant-dev", **{k: v for k, v in LABELS.items() if "etcd" not in k})
+    observed = {"cluster": {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster"}}
+    with pytest.raises(ComposeError, match=r"metadata\.namespace: no tenant above tenant-dev runs"):
+        compose(required=required(namespace=[bare]), observed=observed)
+
+
 def test_host() -> None:
     assert compose({"host": "k8s.example.com"}).status["endpoint"] == "https://k8s.example.com"
     assert compose().status["host"] == "kubernetes-c.dev.example.org"

@@ -227,7 +227,7 @@ def test_storage_class_cannot_change() -> None:
     ("spec", "field"),
     [
         ({"resources": {"memory": "0"}}, r"spec\.resources\.memory"),
-        ({"resources": {"cpu": "-1"}}, r"spec\.resources\.cpu"),
+        ({"resources": {"cpu": "0m"}}, r"spec\.resources\.cpu"),
         ({"size": "0Gi"}, r"spec\.size"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 
 from functions.domain import presets
 from functions.domain.presets import AllocationRatios
-from functions.domain.quantity import helm_float, parse
+from functions.domain.quantity import check_magnitude, helm_float, helm_to_float, parse
 
 DEFAULT = AllocationRatios()
 
@@ -161,7 +161,26 @@ def test_quantities_parse_exactly(text: str, value: object) -> None:
     assert parse(text) == Decimal(str(value))
 
 
-@pytest.mark.parametrize("text", ["", "ten", "10 Gi", "1.2.3", "Gi"])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1n", 1e-9), ("5u", 5e-6), ("1e3", 1000), ("0.5Ki", 512), ("1E", 1e18), ("2e-3", 0.002)],
+)
+def test_helm_to_float_reads_every_suffix_of_the_grammar(text: str, value: float) -> None:
+    # Regression (fuzzing): n and u were unknown, so "5u" failed as an internal error.
+    assert helm_to_float(text) == pytest.approx(value)
+
+
+def test_requests_of_tiny_limits() -> None:
+    assert presets.sanitize({"cpu": "5u"}, DEFAULT)["requests"]["cpu"] == "5e-07"
+
+
+@pytest.mark.parametrize("text", ["1e309", "9e999", "99999999999999999999", "16Ei", "-9Ei"])
+def test_quantities_beyond_2_to_the_63_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="larger than 2\\^63"):
+        check_magnitude(text)
+
+
+@pytest.mark.parametrize("text", ["", "ten", "10 Gi", "1.2.3", "Gi", "1e9999999"])
 def test_bad_quantities_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="quantity"):
         parse(text)

@@ -12,6 +12,8 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from functions import services
 from functions.api.kinds import BY_COMPOSITE, POSTGRES, TENANT
+from functions.api.kubernetes import KubernetesSpec
+from functions.api.rules import violations
 from functions.render import load, request, to_composite
 from functions.runner import FunctionRunner
 from tests.conftest import ENVIRONMENT, counter_passwords
@@ -76,6 +78,16 @@ def fatal(rsp: fnv1.RunFunctionResponse) -> str:
         ),
         (postgres_xr(extra=True), "spec.extra: Extra inputs are not permitted"),
         (postgres_xr(spec=None) | {"spec": "nonsense"}, "spec: must be an object"),
+        # Regressions found by fuzzing (tests/test_fuzz.py): internal errors, or a raise.
+        (
+            postgres_xr(resources={"memory": "1e309"}),
+            "spec.resources.memory: Value error, '1e309' is larger than 2^63",
+        ),
+        (postgres_xr(size="-1Gi"), "spec.size: Value error, '-1Gi' is negative"),
+        ({"kind": ["XPostgres"]}, "kind: function-cozyplane composes"),
+        (postgres_xr() | {"metadata": 5}, "metadata: must be an object"),
+        (postgres_xr() | {"metadata": ["db"]}, "metadata: must be an object"),
+        (postgres_xr() | {"spec": {"claimRef": "db"}}, "spec.claimRef: must be an object"),
     ],
 )
 def test_bad_input_is_a_fatal_result_naming_the_field(xr: dict[str, Any], message: str) -> None:
@@ -102,9 +114,23 @@ def test_claim_names_are_checked(kind: Any, name: str, message: str) -> None:
     assert message in fatal(call(to_composite(claim, kind)))
 
 
+def test_messages_do_not_depend_on_map_order() -> None:
+    # Regression (fuzzing): errors followed the Struct's map order, which varies per call.
+    names = [f"u{i}" for i in range(8)]
+    bad = {"password": ""}
+    forward = fatal(call(postgres_xr(users=dict.fromkeys(names, bad))))
+    assert forward == fatal(call(postgres_xr(users=dict.fromkeys(reversed(names), bad))))
+    groups = [(f"g{i}", {"minReplicas": 2, "maxReplicas": 1}) for i in range(8)]
+    found = [
+        violations(KubernetesSpec.model_validate({"nodeGroups": dict(order)}))
+        for order in (groups, groups[::-1])
+    ]
+    assert found[0] == found[1] == sorted(found[0])
+
+
 def test_bad_step_input_is_fatal() -> None:
     rsp = call(postgres_xr(), step_input=CONFIG | {"cpuAllocationRatio": 0})
-    assert "input.cpuAllocationRatio: Input should be greater than 0" in fatal(rsp)
+    assert "input.cpuAllocationRatio: Input should be greater than or equal to 1" in fatal(rsp)
 
 
 def test_storage_shrink_is_fatal_and_nothing_is_dropped() -> None:

@@ -210,7 +210,7 @@ def test_missing_or_small_clone_source() -> None:
     [
         ({"source": {"disk": {"name": "data"}}}, r"spec\.source\.disk\.name: .*from itself"),
         ({"storage": "0"}, r"spec\.storage: must be positive"),
-        ({"storage": "-1Gi"}, r"spec\.storage: must be positive"),
+        ({"storage": "0Gi"}, r"spec\.storage: must be positive"),
     ],
 )
 def test_function_rules(spec: dict[str, Any], message: str) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from functions.domain import presets
-from functions.domain.quantity import QUANTITY_PATTERN, is_quantity
+from functions.domain.quantity import (
+    QUANTITY_PATTERN,
+    check_magnitude,
+    helm_to_float,
+    is_quantity,
+)
 
 
 class Model(BaseModel):
@@ -35,6 +41,9 @@ def _quantity(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str) or not is_quantity(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 10Gi, 500m, 2)")
+    # Every quantity of a claim is a size, a limit or a quota: Kubernetes refuses negatives.
+    if helm_to_float(check_magnitude(value)) < 0:
+        raise ValueError(f"{value!r} is negative")
     return value
 
 
@@ -62,9 +71,29 @@ def with_rules(*rules: dict[str, str]) -> ConfigDict:
     )
 
 
+def transition(*rules: dict[str, str]) -> dict[str, Any]:
+    """Schema extra with CEL transition rules: `oldSelf` is the stored value, and the API
+    server skips them when there is none (on create, or when the field was unset)."""
+    return {"x-kubernetes-validations": [dict(rule) for rule in rules]}
+
+
 def immutable(message: str) -> dict[str, Any]:
     """Schema extra that makes a field immutable once set (a CEL transition rule)."""
-    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": message}]}
+    return transition(cel("self == oldSelf", message))
+
+
+# Kubernetes' CEL quantity library; string() because a quantity may be written as an integer.
+GROWS = "quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0"
+
+
+def grows_only(message: str) -> dict[str, Any]:
+    """Schema extra refusing a quantity smaller than the stored one (a volume never shrinks)."""
+    return transition(cel(GROWS, message))
+
+
+def ranks(ranked: Mapping[str, int]) -> str:
+    """A CEL map literal from each enum value to its rank, to compare versions in order."""
+    return "{" + ", ".join(f"'{value}': {rank}" for value, rank in ranked.items()) + "}"
 
 
 class Resources(Model):

@@ -49,11 +49,13 @@ class PlatformConfig(Model):
 
     api_version: Literal["fn.cozyplane.io/v1alpha1"] = "fn.cozyplane.io/v1alpha1"
     kind: Literal["Input"] = "Input"
-    cpu_allocation_ratio: float = Field(10, gt=0)
+    # At least 1: below it requests would exceed limits, which Kubernetes refuses, and tiny
+    # ratios overflow the request maths.
+    cpu_allocation_ratio: float = Field(10, ge=1)
     """CPU over-commit: requests are limits divided by this (cozy-lib default 10)."""
-    memory_allocation_ratio: float = Field(1, gt=0)
+    memory_allocation_ratio: float = Field(1, ge=1)
     """Memory over-commit ratio (default 1: requests equal limits)."""
-    ephemeral_storage_allocation_ratio: float = Field(40, gt=0)
+    ephemeral_storage_allocation_ratio: float = Field(40, ge=1)
     """Ephemeral-storage over-commit ratio (default 40)."""
     cluster_domain: str = Field("cozy.local", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     """DNS domain of the management cluster."""

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from functions.api.common import Model, Quantity, Resources, ResourcesPreset, immutable
+from functions.api.common import (
+    Model,
+    Quantity,
+    Resources,
+    ResourcesPreset,
+    grows_only,
+    immutable,
+)
 from functions.domain.addresses import ENDPOINT_PATTERN
 
 # Cache indices go up to MAX_CACHES - 1: two digits in <release>-nginx-cache-<i>.
@@ -39,7 +46,7 @@ class Nginx(Model):
 class HTTPCacheSpec(Model):
     """A caching HTTP proxy: HAProxy in front of nginx caches in front of the origins."""
 
-    size: Quantity = "10Gi"
+    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
     """Volume size of each nginx cache; it may grow but never shrink."""
     storage_class: str = Field(
         "", max_length=253, json_schema_extra=immutable("storageClass is immutable")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field
 
@@ -14,10 +14,16 @@ from functions.api.common import (
     ResourcesPreset,
     cel,
     immutable,
+    ranks,
+    transition,
     with_rules,
 )
 
 KubernetesVersion = Literal["v1.35", "v1.34", "v1.33", "v1.32", "v1.31"]
+# Minor versions by claim version: Kamaji refuses to downgrade a control plane or to skip
+# a minor version on the way up.
+MINORS: dict[str, int] = {v: int(v.split(".")[1]) for v in get_args(KubernetesVersion)}
+_MINOR = ranks(MINORS)
 # Minor versions -> the patch release Cozystack deploys (files/versions.yaml).
 PATCH_VERSIONS: dict[str, str] = {
     "v1.35": "v1.35.6",
@@ -351,15 +357,34 @@ class KubernetesSpec(Model):
     node_groups: dict[str, NodeGroup] = Field(default_factory=dict, max_length=MAX_NODE_GROUPS)
     """Worker groups; none given means one group md0 (0-10 u1.medium workers, role
     ingress-nginx)."""
-    version: KubernetesVersion = "v1.35"
-    """Kubernetes minor version."""
+    version: KubernetesVersion = Field(
+        "v1.35",
+        json_schema_extra=transition(
+            cel(
+                f"!(oldSelf in {_MINOR}) || {_MINOR}[self] >= {_MINOR}[oldSelf]",
+                "version cannot go down: Kamaji refuses to downgrade a control plane",
+            ),
+            cel(
+                f"!(oldSelf in {_MINOR}) || {_MINOR}[self] <= {_MINOR}[oldSelf] + 1",
+                "version goes up one minor version at a time: Kamaji refuses to skip one",
+            ),
+        ),
+    )
+    """Kubernetes minor version. It is upgraded one minor version at a time, never
+    downgraded."""
     host: str = Field("", max_length=253)
     """External API host name; empty means kubernetes-<name>.<tenant host>."""
     addons: Addons = Addons()
     control_plane: ControlPlane = ControlPlane()
     images: Images = Images()
-    bootstrap: Literal["talos", "kubeadm"] = "talos"
-    """How workers boot: Talos Linux (default, as Cozystack) or a kubeadm image."""
+    bootstrap: Literal["talos", "kubeadm"] = Field(
+        "talos",
+        json_schema_extra=immutable(
+            "bootstrap is immutable: the workers' operating system is fixed when the cluster "
+            "is created"
+        ),
+    )
+    """How workers boot: Talos Linux (default, as Cozystack) or a kubeadm image. Immutable."""
     talos: Talos = Talos()
     kubeadm: Kubeadm = Kubeadm()
     node_health_check: NodeHealthCheck = NodeHealthCheck()

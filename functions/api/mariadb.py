@@ -13,7 +13,9 @@ from functions.api.common import (
     ResourcesPreset,
     SecretKey,
     cel,
+    grows_only,
     immutable,
+    transition,
     with_rules,
 )
 
@@ -208,12 +210,24 @@ class MariaDBSpec(Model):
         ),
     )
 
-    replicas: int = Field(2, ge=1, le=32)
-    """Number of MariaDB instances; more than one runs a primary with asynchronous replicas."""
+    replicas: int = Field(
+        2,
+        ge=1,
+        le=32,
+        json_schema_extra=transition(
+            cel(
+                "oldSelf == 1 || self > 1",
+                "replicas cannot go down to 1 once replicated: the single instance left would "
+                "be pod 0, which may not hold every commit",
+            )
+        ),
+    )
+    """Number of MariaDB instances; more than one runs a primary with asynchronous replicas.
+    A replicated MariaDB keeps at least two."""
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.nano"
     """Resource preset; explicit `resources` keys override it. The limits also size my.cnf."""
-    size: Quantity = "10Gi"
+    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
     """Persistent volume size of each instance; it may grow but never shrink."""
     storage_class: str = Field(
         "", max_length=253, json_schema_extra=immutable("storageClass is immutable")

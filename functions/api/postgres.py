@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
@@ -12,11 +12,19 @@ from functions.api.common import (
     Resources,
     ResourcesPreset,
     cel,
+    grows_only,
     immutable,
+    ranks,
+    transition,
     with_rules,
 )
 
 PostgresVersion = Literal["v18", "v17", "v16", "v15", "v14", "v13"]
+# Major versions by claim version; CloudNativePG's webhook refuses a major downgrade, and a
+# major upgrade (pg_upgrade) to anything older than 16.
+MAJORS: dict[str, int] = {v: int(v[1:]) for v in get_args(PostgresVersion)}
+MIN_UPGRADE_TARGET = 16
+_MAJOR = ranks(MAJORS)
 
 # Parameters CloudNativePG manages itself, or that would load code (reference §8.1).
 BLOCKED_PARAMETERS = (
@@ -39,7 +47,7 @@ RFC3339_OR_EMPTY = (
     r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-MAX_USERS = 64
+MAX_USERS = 128
 MAX_DATABASES = 64
 
 
@@ -227,7 +235,7 @@ class PostgresSpec(Model):
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.micro"
     """Resource preset; explicit `resources` keys override it."""
-    size: Quantity = "10Gi"
+    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
     """Persistent volume size of each instance; it may grow but never shrink."""
     storage_class: str = Field(
         "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
@@ -235,8 +243,22 @@ class PostgresSpec(Model):
     """StorageClass of the volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose the primary through a LoadBalancer Service <release>-external-write."""
-    version: PostgresVersion = "v18"
-    """PostgreSQL major version."""
+    version: PostgresVersion = Field(
+        "v18",
+        json_schema_extra=transition(
+            cel(
+                f"!(oldSelf in {_MAJOR}) || {_MAJOR}[self] >= {_MAJOR}[oldSelf]",
+                "version cannot go down: CloudNativePG refuses major version downgrades",
+            ),
+            cel(
+                f"!(oldSelf in {_MAJOR}) || {_MAJOR}[self] <= {_MAJOR}[oldSelf] || "
+                f"{_MAJOR}[self] >= {MIN_UPGRADE_TARGET}",
+                f"version can only be upgraded to v{MIN_UPGRADE_TARGET} or later: "
+                "CloudNativePG refuses other major upgrades",
+            ),
+        ),
+    )
+    """PostgreSQL major version. It may be upgraded (to v16 or later), never downgraded."""
     tls: Tls = Tls()
     postgresql: PostgresqlConfig = PostgresqlConfig()
     quorum: Quorum = Quorum()

@@ -12,7 +12,9 @@ from functions.api.common import (
     Resources,
     ResourcesPreset,
     cel,
+    grows_only,
     immutable,
+    transition,
     with_rules,
 )
 
@@ -81,12 +83,24 @@ class RabbitMQSpec(Model):
         ),
     )
 
-    replicas: int = Field(3, ge=1, le=32)
-    """Number of RabbitMQ nodes."""
+    replicas: int = Field(
+        3,
+        ge=1,
+        le=32,
+        json_schema_extra=transition(
+            cel(
+                "self >= oldSelf",
+                "replicas cannot decrease: the RabbitMQ cluster operator does not scale a "
+                "cluster down",
+            )
+        ),
+    )
+    """Number of RabbitMQ nodes; it may grow but never shrink (the operator does not scale
+    a cluster down)."""
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.nano"
     """Resource preset of each node; explicit `resources` keys override it."""
-    size: Quantity = "10Gi"
+    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
     """Persistent volume size of each node; it may grow but never shrink."""
     storage_class: str = Field(
         "", max_length=253, json_schema_extra=immutable("storageClass is immutable")

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema
 
 from functions.api.common import (
+    GROWS,
     QUANTITY_SCHEMA,
     Model,
     Quantity,
@@ -14,6 +15,7 @@ from functions.api.common import (
     ResourcesPreset,
     cel,
     immutable,
+    transition,
     with_rules,
 )
 from functions.domain.quantity import QUANTITY_PATTERN
@@ -42,7 +44,13 @@ class RedisSpec(Model):
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.nano"
     """Resource preset of the Redis and Sentinel pods; explicit `resources` keys override it."""
-    size: SizeOrEmpty = "1Gi"
+    size: SizeOrEmpty = Field(
+        "1Gi",
+        json_schema_extra=transition(
+            # Switching to or from "" is the spec-level rule's to refuse.
+            cel(f"string(self) == '' || string(oldSelf) == '' || {GROWS}", "size cannot shrink")
+        ),
+    )
     """Volume size of each Redis pod; it may grow but never shrink. Empty ("") means no
     volume and no persistence (appendonly and snapshots off); fixed at creation."""
     storage_class: str = Field(

@@ -66,7 +66,8 @@ def _targets(value: Any, path: tuple[str, ...], at: str) -> Iterator[tuple[str, 
         return
     head, rest = path[0], path[1:]
     if head == "*":
-        items = value.items() if isinstance(value, dict) else enumerate(value or [])
+        # Sorted: Crossplane's Structs carry no map order, and messages must not flap.
+        items = sorted(value.items()) if isinstance(value, dict) else enumerate(value or [])
         for key, item in items:
             yield from _targets(item, rest, f"{at}[{key}]")
     elif isinstance(value, dict) and head in value:

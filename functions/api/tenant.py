@@ -35,7 +35,7 @@ class TenantSpec(Model):
     """Run a Gateway API gateway of its own; unset means inherit the parent's."""
     scheduling_class: str = Field("", max_length=253)
     """SchedulingClass for workloads; inherited, and settable only if the parent has none."""
-    resource_quotas: dict[str, Quantity] = Field(default_factory=dict, max_length=64)
+    resource_quotas: dict[str, Quantity] = Field(default_factory=dict, max_length=128)
     """Tenant ResourceQuota: cpu and memory are limits (requests derived with the
     platform ratios), storage is a request total, object counts pass through."""
 

@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from functions.api.common import DNS_LABEL, Model, Quantity, cel, immutable, with_rules
+from functions.api.common import (
+    DNS_LABEL,
+    Model,
+    Quantity,
+    cel,
+    grows_only,
+    immutable,
+    with_rules,
+)
 
 # vm-disk-<name>-resize-<6 hex> (the resize Job) must stay a 63-character label value.
 VMDISK_NAME_MAX = 41
@@ -82,7 +90,7 @@ class VMDiskSpec(Model):
     """Where the disk's data comes from; it only matters when the disk is created."""
     optical: bool = False
     """A CD-ROM: VirtualMachines attach it as a cdrom device."""
-    storage: Quantity = "5Gi"
+    storage: Quantity = Field("5Gi", json_schema_extra=grows_only("storage cannot shrink"))
     """Size of the disk; it may grow but never shrink."""
     storage_class: str = Field(
         "replicated",

@@ -45,7 +45,22 @@ def parse(value: str | int) -> Decimal:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
-    return number * Decimal(10) ** int(suffix[1:])
+    try:
+        return number * Decimal(10) ** int(suffix[1:])
+    except (ArithmeticError, ValueError):  # An exponent beyond Decimal's (or int's) range.
+        raise ValueError(f"{text!r} is a quantity out of range") from None
+
+
+# Kubernetes keeps no quantity above 2^63-1 in magnitude (it caps larger ones), and the
+# float64 maths of cozy-lib's request derivation overflows on what the grammar allows (9e999).
+MAX_MAGNITUDE = 2.0**63
+
+
+def check_magnitude(value: str) -> str:
+    """`value` if its magnitude is at most 2^63; raises ValueError naming the rule."""
+    if not abs(helm_to_float(value)) <= MAX_MAGNITUDE:
+        raise ValueError(f"{value!r} is larger than 2^63, more than Kubernetes keeps")
+    return value
 
 
 def helm_float(value: float) -> str:
@@ -75,11 +90,15 @@ def helm_float(value: float) -> str:
 
 
 def helm_to_float(value: str) -> float:
-    """cozy-lib's `toFloat`: strip a binary or decimal suffix, multiply as float64."""
+    """cozy-lib's `toFloat`: strip a binary or decimal suffix, multiply as float64.
+
+    cozy-lib knows no `n` or `u` (Go's float64 of "5u" is an error it ignores); every
+    suffix of the quantity grammar is read here, so valid quantities never fail.
+    """
     for suffix, unit in _BINARY.items():
         if value.endswith(suffix):
             return float(value[: -len(suffix)]) * unit
-    for suffix in ("m", "k", "M", "G", "T", "P", "E"):
+    for suffix in ("n", "u", "m", "k", "M", "G", "T", "P", "E"):
         if value.endswith(suffix):
             return float(value[: -len(suffix)]) * float(_DECIMAL[suffix])
     return float(value)

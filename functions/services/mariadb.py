@@ -175,6 +175,13 @@ def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
         observed_size=(storage or {}).get("size"),
         observed_class=None if storage is None else storage.get("storageClassName", ""),
     )
+    # Without replication the operator keeps pod 0 alone, primary or not, with what it has.
+    if spec.replicas == 1 and int((observed or {}).get("spec", {}).get("replicas") or 1) > 1:
+        raise ComposeError(
+            "spec.replicas",
+            "cannot go down to 1 once replicated: the single instance left would be pod 0, "
+            "which may not hold every commit; keep at least 2",
+        )
     grants = _grants(spec, release)
     limits = presets.preset_limits(spec.resources_preset, spec.resources.overrides())
     _require_positive(limits, spec.size)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from functions.api.postgres import PostgresSpec, PostgresStatus, PostgresVersion
+from functions.api.postgres import (
+    MAJORS,
+    MIN_UPGRADE_TARGET,
+    PostgresSpec,
+    PostgresStatus,
+    PostgresVersion,
+)
 from functions.domain import presets, secrets
 from functions.domain.addresses import load_balancer_address
 from functions.domain.naming import kebab
@@ -44,6 +50,7 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
         observed_size=(storage or {}).get("size"),
         observed_class=None if storage is None else storage.get("storageClass", ""),
     )
+    _guard_version(spec, observed_cluster)
 
     cluster_spec: Object = {
         "instances": spec.replicas,
@@ -180,6 +187,35 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
         }
     ).model_dump(by_alias=True)
     return out
+
+
+def _data_major(observed: Object | None) -> int | None:
+    """The major version of the data directory: CloudNativePG's record, else the image tag."""
+    info = (observed or {}).get("status", {}).get("pgDataImageInfo") or {}
+    if info.get("majorVersion"):
+        return int(info["majorVersion"])
+    image = str((observed or {}).get("spec", {}).get("imageName") or "")
+    major = image.rpartition(":")[2].partition(".")[0]
+    return int(major) if ":" in image and major.isdigit() else None
+
+
+def _guard_version(spec: PostgresSpec, observed: Object | None) -> None:
+    """Refuse the version changes CloudNativePG's webhook refuses, naming the claim's field."""
+    running, wanted = _data_major(observed), MAJORS[spec.version]
+    if running is None or wanted == running:
+        return
+    if wanted < running:
+        raise ComposeError(
+            "spec.version",
+            f"cannot go down from v{running} to {spec.version}: CloudNativePG refuses major "
+            "version downgrades; dump the data and restore it into a new Postgres instead",
+        )
+    if wanted < MIN_UPGRADE_TARGET:
+        raise ComposeError(
+            "spec.version",
+            f"cannot upgrade from v{running} to {spec.version}: CloudNativePG upgrades a major "
+            f"version only to v{MIN_UPGRADE_TARGET} or later",
+        )
 
 
 def _memberships(spec: PostgresSpec) -> dict[str, list[str]]:

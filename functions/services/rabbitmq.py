@@ -33,13 +33,21 @@ def compose(spec: RabbitMQSpec, ctx: Context) -> Outcome:
         raise ComposeError("metadata", "an XRabbitMQ is created through a RabbitMQ claim")
     release = f"rabbitmq-{name}"
     _check_names(spec, release)
-    persistence = (ctx.observed.get("cluster") or {}).get("spec", {}).get("persistence")
+    observed_spec = (ctx.observed.get("cluster") or {}).get("spec", {})
+    persistence = observed_spec.get("persistence")
     guard_volume(
         size=spec.size,
         storage_class=spec.storage_class,
         observed_size=(persistence or {}).get("storage"),
         observed_class=None if persistence is None else persistence.get("storageClassName", ""),
     )
+    nodes = observed_spec.get("replicas")
+    if nodes is not None and spec.replicas < int(nodes):
+        raise ComposeError(
+            "spec.replicas",
+            f"cannot go down from {int(nodes)} to {spec.replicas}: the RabbitMQ cluster "
+            "operator does not scale a cluster down",
+        )
 
     cluster_spec: Object = {
         "replicas": spec.replicas,

@@ -220,9 +220,15 @@ def _isolation(out: Outcome, ns: str, modules: TenantModules) -> None:
         },
         "allow-to-apiserver": {
             "endpointSelector": {"matchLabels": {"policy.cozystack.io/allow-to-apiserver": "true"}},
+            # Cozystack's second rule names no peer, which opens port 6443 of every pod in
+            # the cluster (other tenants' Kubernetes API servers too): only nodes serve the
+            # API server there when its identity is not known.
             "egress": [
                 {"toEntities": ["kube-apiserver"]},
-                {"toPorts": [{"ports": [{"port": "6443", "protocol": "TCP"}]}]},
+                {
+                    "toEntities": ["host", "remote-node"],
+                    "toPorts": [{"ports": [{"port": "6443", "protocol": "TCP"}]}],
+                },
             ],
         },
         "allow-to-dns": {

@@ -425,14 +425,28 @@ class ControlPlane:
         self.kubectl("wait", "--for=condition=Offered", "xrd", "--all", "--timeout=120s")
         self.kubectl("apply", "-f", str(ROOT / "examples" / "environment" / "tenant-root.yaml"))
 
-    def restart(self, name: str) -> None:
-        """Stop one process and start it again with the same command line."""
+    def restart(
+        self, name: str, *, kill: bool = False, while_down: Callable[[], None] | None = None
+    ) -> None:
+        """Stop one process (SIGKILL when `kill`, else SIGTERM), run `while_down`, and start
+        it again with the same command line; returns once it serves again."""
         process = next(p for p in self.processes if p.name == name)
-        process.stop()
+        if kill:
+            process.popen.kill()
+            process.popen.wait(timeout=15)
+        else:
+            process.stop()
         self.processes.remove(process)
+        if while_down is not None:
+            while_down()
         args = process.popen.args
         assert isinstance(args, list)
         self._spawn(name, args)
+        if name == "kube-apiserver":
+            url = f"https://127.0.0.1:{self.ports['apiserver']}/readyz"
+            wait_for(name, lambda: self._https_ok(url))
+        elif name == "function-cozyplane":
+            wait_for(name, lambda: port_open(self.ports["function"]))
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -377,30 +378,37 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
     ns = "tenant-dev"
     claim = k8s.claim("Postgres", "db", ns)
     before = _composed(k8s, claim)
-    refused = plane.kubectl(
-        "patch",
-        "postgres",
-        "db",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"storageClass": "local"}}),
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "storageClass is immutable" in refused.stderr
+    for change, rule in (
+        ({"storageClass": "local"}, "storageClass is immutable"),
+        ({"size": "5Gi"}, "size cannot shrink"),
+    ):
+        refused = plane.kubectl(
+            "patch",
+            "postgres",
+            "db",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": change}),
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert rule in refused.stderr
 
+    # The volumes grew behind the claim's back: its size is now a shrink the XRD cannot
+    # see, and the function refuses it from the observed Cluster.
     plane.kubectl(
         "patch",
-        "postgres",
-        "db",
+        "cluster.postgresql.cnpg.io",
+        "postgres-db",
         "-n",
         ns,
         "--type=merge",
         "-p",
-        json.dumps({"spec": {"size": "5Gi"}}),
+        json.dumps({"spec": {"storage": {"size": "20Gi"}}}),
     )
+    plane.kubectl("annotate", "postgres", "db", "-n", ns, "e2e/nudge=resized", "--overwrite")
     xr_name = claim["spec"]["resourceRef"]["name"]
 
     def refused_by_function() -> bool:
@@ -408,11 +416,11 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
         synced = condition(xr, "Synced")
         return synced.get(
             "status"
-        ) == "False" and "volumes cannot shrink from 10Gi to 5Gi" in synced.get("message", "")
+        ) == "False" and "volumes cannot shrink from 20Gi to 10Gi" in synced.get("message", "")
 
     wait_for("the shrink to be refused", refused_by_function, WAIT, every=1)
     cluster = k8s.must("postgresql.cnpg.io/v1", "Cluster", "postgres-db", ns)
-    assert cluster["spec"]["storage"]["size"] == "10Gi"
+    assert cluster["spec"]["storage"]["size"] == "20Gi"
     after = _composed(k8s, claim)
     assert {k: o["metadata"]["uid"] for k, o in after.items()} == {
         k: o["metadata"]["uid"] for k, o in before.items()
@@ -426,7 +434,7 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
         ns,
         "--type=merge",
         "-p",
-        json.dumps({"spec": {"size": "10Gi"}}),
+        json.dumps({"spec": {"size": "20Gi"}}),
     )
     wait_for(
         "the composite to sync again",
@@ -808,6 +816,101 @@ def test_a_disk_and_a_virtual_machine(plane: ControlPlane, k8s: Cluster) -> None
     )
     machine = wait_ready(k8s, "VirtualMachine", "ubuntu", ns)
     assert machine["status"]["printableStatus"] == "Running"
+
+
+# Claims holding data whose composed objects must survive faults: (kind, name).
+SURVIVORS = (("Postgres", "orders"), ("MariaDB", "db"), ("VMDisk", "ubuntu"))
+
+
+def _uids(k8s: Cluster) -> dict[str, str]:
+    """UIDs of everything the surviving claims compose, after checking for duplicates."""
+    uids: dict[str, str] = {}
+    for kind, name in SURVIVORS:
+        claim = k8s.claim(kind, name, "tenant-dev")
+        xr = k8s.composite(claim)
+        refs = xr["spec"].get("resourceRefs", [])
+        for api_version, ref_kind in sorted({(r["apiVersion"], r["kind"]) for r in refs}):
+            api = k8s.client.resources.get(api_version=api_version, kind=ref_kind)
+            listed = api.get(
+                namespace="tenant-dev",
+                label_selector=f"crossplane.io/composite={xr['metadata']['name']}",
+            ).to_dict()["items"]
+            names = sorted(o["metadata"]["name"] for o in listed)
+            wanted = sorted(r["name"] for r in refs if r["kind"] == ref_kind)
+            assert names == wanted, f"{kind} {name}: {ref_kind} {names} != {wanted}"
+            uids |= {f"{ref_kind}/{o['metadata']['name']}": o["metadata"]["uid"] for o in listed}
+    return uids
+
+
+def _settled(k8s: Cluster) -> None:
+    for kind, name in SURVIVORS:
+        wait_ready(k8s, kind, name, "tenant-dev")
+        wait_for(f"{kind} {name} to be Synced again", _synced(k8s, kind, name), WAIT)
+
+
+def _synced(k8s: Cluster, kind: str, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        xr = k8s.composite(k8s.claim(kind, name, "tenant-dev"))
+        return condition(xr, "Synced").get("status") == "True"
+
+    return check
+
+
+def test_faults_converge_to_the_same_objects(plane: ControlPlane, k8s: Cluster) -> None:
+    _settled(k8s)
+    before = _uids(k8s)
+
+    # The function is killed and, while it is down, a claim changes: the reconcile fails,
+    # nothing is deleted, and once the function is back the change lands beside the rest.
+    def unreachable() -> None:
+        patch: Object = {"spec": {"users": {"faulty": {}}}}
+        plane.kubectl(
+            "patch",
+            "postgres",
+            "orders",
+            "-n",
+            "tenant-dev",
+            "--type=merge",
+            "-p",
+            json.dumps(patch),
+        )
+        # Crossplane waits for the function to come back (its call has a deadline of its
+        # own): give the reconcile time to be under way, then check nothing was deleted.
+        time.sleep(10)
+        assert _uids(k8s) == before
+
+    plane.restart("function-cozyplane", kill=True, while_down=unreachable)
+    k8s.must("v1", "Secret", "postgres-orders-user-faulty", "tenant-dev")
+    _settled(k8s)
+    after = _uids(k8s)
+    assert {k: after.get(k) for k in before} == before
+    before = after
+
+    # The API server restarts under Crossplane.
+    plane.restart("kube-apiserver")
+    _settled(k8s)
+    assert _uids(k8s) == before
+
+    # A composed object deleted by hand comes back, new; nothing else changes.
+    gone = "Database/postgres-orders-orders"
+    plane.kubectl(
+        "delete", "database.postgresql.cnpg.io", "postgres-orders-orders", "-n", "tenant-dev"
+    )
+    recreated = k8s.must(
+        "postgresql.cnpg.io/v1", "Database", "postgres-orders-orders", "tenant-dev"
+    )
+    assert recreated["metadata"]["uid"] != before[gone]
+    k8s.patch_status(
+        "postgresql.cnpg.io/v1",
+        "Database",
+        "postgres-orders-orders",
+        "tenant-dev",
+        {"applied": True},
+    )
+    _settled(k8s)
+    after = _uids(k8s)
+    assert after.pop(gone) == recreated["metadata"]["uid"]
+    assert after == {k: v for k, v in before.items() if k != gone}
 
 
 def test_deleting_the_catalogue_claims(plane: ControlPlane, k8s: Cluster) -> None:

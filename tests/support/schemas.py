@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 import cel
 import jsonschema
 import yaml
+
+from functions.domain.quantity import parse as parse_quantity
 
 Object = dict[str, Any]
 
@@ -181,6 +184,23 @@ def apply_defaults(schema: Object, value: Any) -> Any:
     return value
 
 
+def _compare_quantities(a: str, b: str) -> int:
+    return (Decimal(a) > Decimal(b)) - (Decimal(a) < Decimal(b))
+
+
+def _environment(variables: Object) -> cel.Context:
+    """The variables, with what the XRDs use of Kubernetes' CEL quantity library.
+
+    A quantity is carried as its exact decimal string; only compareTo reads it.
+    """
+    context = cel.Context()
+    for name, value in variables.items():
+        context.add_variable(name, value)
+    context.add_function("quantity", lambda text: str(parse_quantity(text)))
+    context.add_function("compareTo", _compare_quantities)
+    return context
+
+
 def cel_rules(schema: Object, value: Any, path: str, *, old: Any = None) -> Iterator[str]:
     """Evaluate every x-kubernetes-validations rule under `schema` against `value`.
 
@@ -191,7 +211,8 @@ def cel_rules(schema: Object, value: Any, path: str, *, old: Any = None) -> Iter
             continue
         context = {"self": value} | ({"oldSelf": old} if old is not None else {})
         try:
-            ok = cel.compile(rule["rule"]).execute(context)
+            program = cel.compile(rule["rule"])
+            ok = program.execute(_environment(context) if "quantity(" in rule["rule"] else context)
         except Exception as err:
             yield f"{path}: CEL rule {rule['rule']!r} failed to evaluate: {err}"
             continue
@@ -245,6 +266,7 @@ class Catalog:
     def __init__(self, crds_dir: Path, xrds_dir: Path | None = None) -> None:
         self.crds_dir = crds_dir
         self.schemas: dict[tuple[str, str, str], Schema] = {}
+        self.plurals: dict[tuple[str, str], str] = {}
         for path in crd_files(crds_dir):
             if path.name.endswith(".openAPIV3Schema.yaml"):
                 self._add_bare_schema(path)
@@ -264,6 +286,11 @@ class Catalog:
             for g in d.get("x-kubernetes-group-version-kind", [])
         }
         self._core_validators: dict[str, jsonschema.Draft7Validator] = {}
+        # A core kind's plural is the last segment of the collection it is created in.
+        for path, ops in swagger["paths"].items():
+            gvk = (ops.get("post") or {}).get("x-kubernetes-group-version-kind")
+            if gvk and "{name}" not in path:
+                self.plurals[(gvk["group"], gvk["kind"])] = path.rpartition("/")[2]
 
     def _add_crd(self, crd: Object, source: str) -> None:
         spec = crd["spec"]
@@ -272,6 +299,7 @@ class Catalog:
             if schema is not None:
                 key = (spec["group"], version["name"], spec["names"]["kind"])
                 self.schemas.setdefault(key, Schema(schema, spec["scope"] == "Namespaced", source))
+        self.plurals[(spec["group"], spec["names"]["kind"])] = spec["names"]["plural"]
 
     def _add_bare_schema(self, path: Path) -> None:
         """KubeVirt ships schemas, not CRDs: <plural>.<group>.openAPIV3Schema.yaml."""
@@ -279,6 +307,7 @@ class Catalog:
         schema = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)["openAPIV3Schema"]
         kind, version, scope = KUBEVIRT_KINDS[plural]
         self.schemas[(group, version, kind)] = Schema(schema, scope == "Namespaced", str(path))
+        self.plurals[(group, kind)] = plural
 
     def _add_xrd(self, xrd: Object) -> None:
         spec = xrd["spec"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functions.api.kubernetes import (
+    MINORS,
     PATCH_VERSIONS,
     KubeconfigStatus,
     KubernetesSpec,
@@ -40,6 +41,9 @@ def compose(spec: KubernetesSpec, ctx: Context) -> Outcome:
     )
     host = spec.host or f"{release}.{labels.get(LABEL + 'host', '')}".rstrip(".")
     observed_cp = ctx.observed.get("control-plane")
+    _guard_version(spec, observed_cp)
+    _guard_storage_class(spec, ctx.observed.get("addon-csi"))
+    _guard_bootstrap(spec, ctx)
     data_store = labels.get(LABEL + "etcd", "")
     if not data_store and observed_cp is not None:
         # Never drop a running cluster because an ancestor stopped offering etcd.
@@ -52,6 +56,13 @@ def compose(spec: KubernetesSpec, ctx: Context) -> Outcome:
         data_store=data_store,
     )
     if not data_store:
+        if ctx.observed.keys():
+            # Waiting with nothing composed would make Crossplane delete the cluster.
+            raise ComposeError(
+                "metadata.namespace",
+                f"no tenant above {ns} runs etcd any more and the DataStore of the existing "
+                "cluster is unknown; set etcd: true on an ancestor Tenant again",
+            )
         out.wait(
             f"no etcd: no tenant above {ns} runs one; set etcd: true on an ancestor Tenant "
             "(usually the root) and this cluster is created"
@@ -138,6 +149,52 @@ def compose(spec: KubernetesSpec, ctx: Context) -> Outcome:
     out.status = status.model_dump(by_alias=True)
     _readiness(out, spec, status)
     return out
+
+
+def _guard_version(spec: KubernetesSpec, observed_cp: Object | None) -> None:
+    """Refuse the version changes Kamaji's webhook refuses, naming the claim's field."""
+    running = str((observed_cp or {}).get("spec", {}).get("version") or "")
+    parts = running.removeprefix("v").split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return
+    old, new = (int(parts[0]), int(parts[1])), (1, MINORS[spec.version])
+    if new < old:
+        raise ComposeError(
+            "spec.version",
+            f"cannot go down from v{old[0]}.{old[1]} to {spec.version}: Kamaji refuses to "
+            "downgrade a control plane",
+        )
+    if new > (old[0], old[1] + 1):
+        raise ComposeError(
+            "spec.version",
+            f"cannot go from v{old[0]}.{old[1]} to {spec.version} at once: Kamaji upgrades one "
+            f"minor version at a time, so go to v{old[0]}.{old[1] + 1} first",
+        )
+
+
+def _guard_storage_class(spec: KubernetesSpec, observed_csi: Object | None) -> None:
+    """The tenant's `kubevirt` StorageClass keeps its volumes on this class: it cannot move."""
+    classes = (observed_csi or {}).get("spec", {}).get("values", {}).get("storageClasses", {})
+    used = (classes.get(addons.KUBEVIRT_CLASS) or {}).get("infraStorageClass")
+    # An infra class named kubevirt takes that entry over, and then it says nothing.
+    if used not in (None, addons.KUBEVIRT_CLASS, addons.infra_class(spec)):
+        raise ComposeError("spec.storageClass", f"is immutable: the cluster's volumes use {used!r}")
+
+
+def _guard_bootstrap(spec: KubernetesSpec, ctx: Context) -> None:
+    """Workers keep how they boot: each group's bootstrap-<group> object cannot change kind."""
+    wanted = workers.CONFIG_TEMPLATES[spec.bootstrap]
+    for key in sorted(ctx.observed.keys()):
+        if not key.startswith("machinedeployment-"):
+            continue
+        md = (ctx.observed.get(key) or {}).get("spec", {})
+        used = md.get("template", {}).get("spec", {}).get("bootstrap", {}).get("configRef", {})
+        if used.get("kind") not in (None, wanted):
+            raise ComposeError(
+                "spec.bootstrap",
+                f"is immutable: the workers boot from {used['kind']}s; create a new cluster "
+                "to change how they boot",
+            )
 
 
 def _talos_inputs(

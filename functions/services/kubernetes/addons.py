@@ -15,6 +15,8 @@ from functions.services.kubernetes.workers import TENANT_DNS_DOMAIN, Cluster
 
 HELM = "helm.toolkit.fluxcd.io/v2"
 LINSTOR = "linstor.csi.linbit.com"
+# The tenant StorageClass whose volumes go on the claim's storageClass.
+KUBEVIRT_CLASS = "kubevirt"
 
 
 def merge(base: Any, override: Any) -> Any:
@@ -92,9 +94,14 @@ def _helm_release(out: Outcome, c: Cluster, r: Release) -> Object:
     }
 
 
+def infra_class(spec: KubernetesSpec) -> str:
+    """The infra StorageClass behind the tenant's own `kubevirt` class."""
+    return spec.storage_class or "replicated"
+
+
 def storage_classes(spec: KubernetesSpec, classes: list[Object]) -> Object:
     """One tenant StorageClass per infra LINSTOR class that allows remote access (§5)."""
-    default = spec.storage_class or "replicated"
+    default = infra_class(spec)
     out: dict[str, Object] = {}
     for sc in sorted(classes, key=lambda s: str(s.get("metadata", {}).get("name"))):
         params = sc.get("parameters") or {}
@@ -105,7 +112,7 @@ def storage_classes(spec: KubernetesSpec, classes: list[Object]) -> Object:
     if not out:
         out["replicated"] = {"infraStorageClass": "replicated", "default": False}
     chosen = default if default in out else "replicated" if "replicated" in out else sorted(out)[0]
-    out.setdefault("kubevirt", {"infraStorageClass": default, "default": False})
+    out.setdefault(KUBEVIRT_CLASS, {"infraStorageClass": default, "default": False})
     out[chosen]["default"] = True
     return dict(sorted(out.items()))
 

@@ -24,6 +24,8 @@ POD_CIDR = "10.243.0.0/16"
 SERVICE_CIDR = "10.95.0.0/16"
 TENANT_DNS_DOMAIN = "cluster.local"
 TEMPLATE_KEY = "machinetemplate-"
+# The bootstrap config template kind of each way workers boot.
+CONFIG_TEMPLATES = {"talos": "TalosConfigTemplate", "kubeadm": "KubeadmConfigTemplate"}
 MIB = 1048576.0
 
 DEFAULT_GROUP = NodeGroup.model_validate(
@@ -394,7 +396,7 @@ def compose_group(
                         "bootstrap": {
                             "configRef": {
                                 "apiVersion": TALOS_BOOTSTRAP if talos else KUBEADM_BOOTSTRAP,
-                                "kind": "TalosConfigTemplate" if talos else "KubeadmConfigTemplate",
+                                "kind": CONFIG_TEMPLATES[c.bootstrap],
                                 "name": deployment,
                                 "namespace": c.namespace,
                             }

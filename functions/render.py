@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,8 @@ def to_composite(claim: dict[str, Any], kind: Kind) -> dict[str, Any]:
     }
 
 
-def _matches(doc: dict[str, Any], selector: fnv1.ResourceSelector) -> bool:
+def matches(doc: Mapping[str, Any], selector: fnv1.ResourceSelector) -> bool:
+    """Whether a document is what a requirement selects (name or labels, and namespace)."""
     meta = doc.get("metadata") or {}
     if doc.get("apiVersion") != selector.api_version or doc.get("kind") != selector.kind:
         return False
@@ -132,7 +133,7 @@ def request(
         for name, selector in requirements.resources.items():
             found = req.required_resources[name]
             for doc in docs:
-                if _matches(doc, selector):
+                if matches(doc, selector):
                     found.items.add().resource.update(doc)
     return req
 

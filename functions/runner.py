@@ -96,10 +96,10 @@ def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     return {k: _top(k, fields[k]) for k in fields}
 
 
-def _state(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Only what readiness reads (Observed.state): the spec stays unconverted."""
+def _only(struct: struct_pb2.Struct, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The top-level `keys` of a Struct as plain data; the rest stays unconverted."""
     fields = struct.fields
-    return {k: _top(k, fields[k]) for k in STATE_FIELDS if k in fields}
+    return {k: _top(k, fields[k]) for k in keys if k in fields}
 
 
 def _set(target: struct_pb2.Value, value: Any) -> None:
@@ -171,7 +171,8 @@ def _identity(xr: struct_pb2.Struct) -> tuple[str, str]:
 
 
 def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome:
-    xr = _dict(req.observed.composite.resource)
+    # The composite's status is ours, written back by Crossplane: nothing reads it.
+    xr = _only(req.observed.composite.resource, ("kind", "metadata", "spec"))
     kind_name = xr.get("kind", "")
     kind = BY_COMPOSITE.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
@@ -211,7 +212,7 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
     observed = Observed(
         resources.keys(),
         lambda key: _dict(resources[key].resource),
-        lambda key: _state(resources[key].resource),
+        lambda key: _only(resources[key].resource, STATE_FIELDS),
     )
     required = Required(
         {

@@ -22,7 +22,7 @@ from functions.api.kinds import KINDS, Kind
 from functions.api.manifests import composition
 from functions.api.schema import openapi_schema
 from functions.domain.secrets import random_password
-from functions.render import load
+from functions.render import load, matches
 from tests.conftest import ENVIRONMENT
 from tests.support import fuzz
 from tests.support.fuzz import STATS, Harness, Json, World
@@ -105,7 +105,7 @@ def assert_keeps_something(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionRe
 
 
 def environment(_: str, selector: fnv1.ResourceSelector) -> list[dict[str, Any]]:
-    return [d for d in ENVIRONMENT_DOCS if fuzz.matches(d, selector)]
+    return [d for d in ENVIRONMENT_DOCS if matches(d, selector)]
 
 
 def drawn_world(data: st.DataObject, *, corrupt: bool = False) -> World:

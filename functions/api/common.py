@@ -91,6 +91,21 @@ def grows_only(message: str) -> dict[str, Any]:
     return transition(cel(GROWS, message))
 
 
+def volume_size(default: str, name: str = "size") -> Any:
+    """A volume's size field: it may grow but never shrink."""
+    return Field(default, json_schema_extra=grows_only(f"{name} cannot shrink"))
+
+
+def storage_class(default: str = "", **constraints: Any) -> Any:
+    """A StorageClass field, immutable once set: data does not move between classes."""
+    return Field(
+        default,
+        max_length=253,
+        json_schema_extra=immutable("storageClass is immutable"),
+        **constraints,
+    )
+
+
 def ranks(ranked: Mapping[str, int]) -> str:
     """A CEL map literal from each enum value to its rank, to compare versions in order."""
     return "{" + ", ".join(f"'{value}': {rank}" for value, rank in ranked.items()) + "}"

@@ -11,8 +11,8 @@ from functions.api.common import (
     Quantity,
     Resources,
     ResourcesPreset,
-    grows_only,
-    immutable,
+    storage_class,
+    volume_size,
 )
 from functions.domain.addresses import ENDPOINT_PATTERN
 
@@ -46,11 +46,9 @@ class Nginx(Model):
 class HTTPCacheSpec(Model):
     """A caching HTTP proxy: HAProxy in front of nginx caches in front of the origins."""
 
-    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
+    size: Quantity = volume_size("10Gi")
     """Volume size of each nginx cache; it may grow but never shrink."""
-    storage_class: str = Field(
-        "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class()
     """StorageClass of the cache volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose HAProxy through a LoadBalancer Service."""

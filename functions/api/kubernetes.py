@@ -15,6 +15,7 @@ from functions.api.common import (
     cel,
     immutable,
     ranks,
+    storage_class,
     transition,
     with_rules,
 )
@@ -350,9 +351,7 @@ class KubernetesSpec(Model):
         ),
     )
 
-    storage_class: str = Field(
-        "replicated", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class("replicated")
     """Default StorageClass of worker disks and of the cluster's own volumes. Immutable."""
     node_groups: dict[str, NodeGroup] = Field(default_factory=dict, max_length=MAX_NODE_GROUPS)
     """Worker groups; none given means one group md0 (0-10 u1.medium workers, role

@@ -13,9 +13,9 @@ from functions.api.common import (
     ResourcesPreset,
     SecretKey,
     cel,
-    grows_only,
-    immutable,
+    storage_class,
     transition,
+    volume_size,
     with_rules,
 )
 
@@ -227,11 +227,9 @@ class MariaDBSpec(Model):
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.nano"
     """Resource preset; explicit `resources` keys override it. The limits also size my.cnf."""
-    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
+    size: Quantity = volume_size("10Gi")
     """Persistent volume size of each instance; it may grow but never shrink."""
-    storage_class: str = Field(
-        "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class()
     """StorageClass of the volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose MariaDB through a LoadBalancer: the primary when there are replicas."""

@@ -12,10 +12,10 @@ from functions.api.common import (
     Resources,
     ResourcesPreset,
     cel,
-    grows_only,
-    immutable,
     ranks,
+    storage_class,
     transition,
+    volume_size,
     with_rules,
 )
 
@@ -235,11 +235,9 @@ class PostgresSpec(Model):
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.micro"
     """Resource preset; explicit `resources` keys override it."""
-    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
+    size: Quantity = volume_size("10Gi")
     """Persistent volume size of each instance; it may grow but never shrink."""
-    storage_class: str = Field(
-        "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class()
     """StorageClass of the volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose the primary through a LoadBalancer Service <release>-external-write."""

@@ -12,9 +12,9 @@ from functions.api.common import (
     Resources,
     ResourcesPreset,
     cel,
-    grows_only,
-    immutable,
+    storage_class,
     transition,
+    volume_size,
     with_rules,
 )
 
@@ -100,11 +100,9 @@ class RabbitMQSpec(Model):
     resources: Resources = Resources()
     resources_preset: ResourcesPreset = "t1.nano"
     """Resource preset of each node; explicit `resources` keys override it."""
-    size: Quantity = Field("10Gi", json_schema_extra=grows_only("size cannot shrink"))
+    size: Quantity = volume_size("10Gi")
     """Persistent volume size of each node; it may grow but never shrink."""
-    storage_class: str = Field(
-        "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class()
     """StorageClass of the volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose the cluster's Service <release> as a LoadBalancer."""

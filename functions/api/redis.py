@@ -14,7 +14,7 @@ from functions.api.common import (
     Resources,
     ResourcesPreset,
     cel,
-    immutable,
+    storage_class,
     transition,
     with_rules,
 )
@@ -53,9 +53,7 @@ class RedisSpec(Model):
     )
     """Volume size of each Redis pod; it may grow but never shrink. Empty ("") means no
     volume and no persistence (appendonly and snapshots off); fixed at creation."""
-    storage_class: str = Field(
-        "", max_length=253, json_schema_extra=immutable("storageClass is immutable")
-    )
+    storage_class: str = storage_class()
     """StorageClass of the volumes; empty means the cluster default. Immutable."""
     external: bool = False
     """Expose the primary through a LoadBalancer Service <release>-external-lb."""

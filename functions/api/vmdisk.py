@@ -11,8 +11,8 @@ from functions.api.common import (
     Model,
     Quantity,
     cel,
-    grows_only,
-    immutable,
+    storage_class,
+    volume_size,
     with_rules,
 )
 
@@ -90,14 +90,9 @@ class VMDiskSpec(Model):
     """Where the disk's data comes from; it only matters when the disk is created."""
     optical: bool = False
     """A CD-ROM: VirtualMachines attach it as a cdrom device."""
-    storage: Quantity = Field("5Gi", json_schema_extra=grows_only("storage cannot shrink"))
+    storage: Quantity = volume_size("5Gi", "storage")
     """Size of the disk; it may grow but never shrink."""
-    storage_class: str = Field(
-        "replicated",
-        max_length=253,
-        pattern=STORAGE_CLASS,
-        json_schema_extra=immutable("storageClass is immutable"),
-    )
+    storage_class: str = storage_class("replicated", pattern=STORAGE_CLASS)
     """LINSTOR StorageClass of the volume (replicated or local); empty means the cluster
     default. Immutable."""
 

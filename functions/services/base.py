@@ -25,6 +25,12 @@ class Composite:
     claim_name: str
     claim_namespace: str
 
+    def claim(self, refusal: str) -> tuple[str, str]:
+        """The claim's name and namespace; every kind is created through a claim."""
+        if not self.claim_name or not self.claim_namespace:
+            raise ComposeError("metadata", refusal)
+        return self.claim_name, self.claim_namespace
+
 
 STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
 

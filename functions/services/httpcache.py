@@ -54,9 +54,7 @@ RELOADER_RESOURCES = {
 
 def compose(spec: HTTPCacheSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XHTTPCache is created through an HTTPCache claim")
+    name, ns = ctx.composite.claim("an XHTTPCache is created through an HTTPCache claim")
     release = f"http-cache-{name}"
     if parse(spec.size) <= 0:
         raise ComposeError("spec.size", f"must be positive, not {spec.size}")

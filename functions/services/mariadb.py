@@ -163,9 +163,7 @@ def my_cnf(t: Tuning) -> str:
 
 def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XMariaDB is created through a MariaDB claim")
+    name, ns = ctx.composite.claim("an XMariaDB is created through a MariaDB claim")
     release = f"mariadb-{name}"
     observed = ctx.observed.get("mariadb")
     storage = (observed or {}).get("spec", {}).get("storage")

@@ -37,9 +37,7 @@ HOST_LABEL = "namespace.cozystack.io/host"
 
 def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XPostgres is created through a Postgres claim")
+    name, ns = ctx.composite.claim("an XPostgres is created through a Postgres claim")
     release = f"postgres-{name}"
     host = f"{release}-rw.{ns}.svc"
     observed_cluster = ctx.observed.get("cluster")

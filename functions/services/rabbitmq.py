@@ -28,9 +28,7 @@ MAX_NAME = 63
 
 def compose(spec: RabbitMQSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XRabbitMQ is created through a RabbitMQ claim")
+    name, ns = ctx.composite.claim("an XRabbitMQ is created through a RabbitMQ claim")
     release = f"rabbitmq-{name}"
     _check_names(spec, release)
     observed_spec = (ctx.observed.get("cluster") or {}).get("spec", {})

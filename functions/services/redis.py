@@ -26,9 +26,7 @@ DEPLOYMENT = "deployment"
 
 def compose(spec: RedisSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XRedis is created through a Redis claim")
+    name, ns = ctx.composite.claim("an XRedis is created through a Redis claim")
     release = f"redis-{name}"
     _guard_storage(spec, ctx.observed.get("failover"))
     if not spec.size and spec.storage_class:

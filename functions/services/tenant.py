@@ -43,11 +43,9 @@ LIMIT_RANGE = {
 
 def compose(spec: TenantSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    claim, parent = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not claim or not parent:
-        raise ComposeError(
-            "metadata", "an XTenant is created through a Tenant claim in a tenant namespace"
-        )
+    claim, parent = ctx.composite.claim(
+        "an XTenant is created through a Tenant claim in a tenant namespace"
+    )
     if not naming.is_tenant_namespace(parent):
         raise ComposeError(
             "metadata.namespace",

@@ -80,11 +80,7 @@ IP_ANNOTATION = "ovn.kubernetes.io/ip_address"
 
 def compose(spec: VirtualMachineSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError(
-            "metadata", "an XVirtualMachine is created through a VirtualMachine claim"
-        )
+    name, ns = ctx.composite.claim("an XVirtualMachine is created through a VirtualMachine claim")
     release = f"{PREFIX}{name}"
     labels = {"app.kubernetes.io/instance": release, "app.kubernetes.io/name": "vm-instance"}
     observed_vm = ctx.observed.get("vm")

@@ -34,9 +34,7 @@ FIRST_CONSUMER = ("WaitForFirstConsumer", "PendingPopulation")
 
 def compose(spec: VMDiskSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XVMDisk is created through a VMDisk claim")
+    name, ns = ctx.composite.claim("an XVMDisk is created through a VMDisk claim")
     release = f"{PREFIX}{name}"
     if spec.source.disk is not None and spec.source.disk.name == name:
         raise ComposeError("spec.source.disk.name", "a disk cannot be cloned from itself")

@@ -32,9 +32,7 @@ SERVER_SETTINGS: Object = {
 
 def compose(spec: VPNSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XVPN is created through a VPN claim")
+    name, ns = ctx.composite.claim("an XVPN is created through a VPN claim")
     release = f"vpn-{name}"
     external_ips = [
         str(usable_ip(ip, f"spec.externalIPs[{i}]")) for i, ip in enumerate(spec.external_ips)

@@ -510,18 +510,6 @@ def corrupted(draw: st.DrawFn, obj: dict[str, Any]) -> dict[str, Any]:
     return out  # type: ignore[no-any-return]
 
 
-def matches(doc: Mapping[str, Any], selector: fnv1.ResourceSelector) -> bool:
-    meta = doc.get("metadata") or {}
-    if doc.get("apiVersion") != selector.api_version or doc.get("kind") != selector.kind:
-        return False
-    if selector.HasField("namespace") and meta.get("namespace", "") != selector.namespace:
-        return False
-    if selector.HasField("match_name"):
-        return bool(meta.get("name") == selector.match_name)
-    labels = meta.get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.match_labels.labels.items())
-
-
 def synthetic(selector: fnv1.ResourceSelector) -> dict[str, Any]:
     """An object that answers `selector`, with nothing but its identity."""
     meta: dict[str, Any] = {"name": selector.match_name or "found"}

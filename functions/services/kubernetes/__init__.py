@@ -20,9 +20,7 @@ NAMESPACE = "namespace"
 
 def compose(spec: KubernetesSpec, ctx: Context) -> Outcome:
     out = Outcome(ctx)
-    name, ns = ctx.composite.claim_name, ctx.composite.claim_namespace
-    if not name or not ns:
-        raise ComposeError("metadata", "an XKubernetes is created through a Kubernetes claim")
+    name, ns = ctx.composite.claim("an XKubernetes is created through a Kubernetes claim")
     release = f"kubernetes-{name}"
     for group in workers.groups(spec):
         if len(release) + 1 + len(group) > 63:

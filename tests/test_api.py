@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,17 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from functions.api import manifests
-from functions.api.kinds import KINDS, POSTGRES, TENANT
+from functions.api import kubernetes, manifests, mariadb, postgres, rabbitmq, rules, tenant
+from functions.api.common import MODEL_CHECKED, Keys
+from functions.api.kinds import KINDS, POSTGRES, TENANT, Kind
 from functions.cli import main
 from functions.services.postgres import IMAGES
 from tests.conftest import CLAIMS, ROOT
+from tests.support import fuzz
 from tests.support.schemas import Catalog, cel_rules, openapi_to_jsonschema
 
 
@@ -273,3 +279,111 @@ def test_tenant_quota_keys_are_resource_names(catalog: Catalog) -> None:
         "spec": {"resourceQuotas": {"CPU!": 1}},
     }
     assert any("resourceQuotas keys" in e for e in catalog.validate(claim))
+
+
+# --- map keys: a CEL rule in the XRD, the same check in the model --------------------------
+
+KEY_RULES = {
+    "Tenant": tenant.QUOTA_KEYS,
+    "Postgres": postgres.USER_KEYS,
+    "MariaDB": mariadb.DATABASE_KEYS,
+    "RabbitMQ": rabbitmq.VHOST_KEYS,
+    "Kubernetes": kubernetes.NODE_GROUP_KEYS,
+}
+ALL_KEY_RULES = (
+    *KEY_RULES.values(),
+    postgres.DATABASE_KEYS,
+    mariadb.USER_KEYS,
+    rabbitmq.USER_KEYS,
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        ("Tenant", "Bad Key"),
+        ("Tenant", "cpu\n"),
+        ("Postgres", "Bad-Name"),
+        ("MariaDB", "x-y"),
+        ("RabbitMQ", "v" * 51),
+        ("RabbitMQ", "my/vhost"),
+        ("Kubernetes", "Bad_Name"),
+        ("Kubernetes", "g" * 41),
+    ],
+)
+def test_bad_map_keys_are_refused_by_the_xrd_and_the_model(
+    kind: str, key: str, catalog: Catalog
+) -> None:
+    keys = KEY_RULES[kind]
+    claim = {
+        "apiVersion": "cozyplane.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "tenant-dev"},
+        "spec": {keys.field: {key: "1" if kind == "Tenant" else {}}},
+    }
+    errors = catalog.validate(claim)
+    assert any(keys.message in e for e in errors), errors
+    spec_model = next(k.spec for k in KINDS if k.claim == kind)
+    with pytest.raises(ValidationError, match=re.escape(keys.message)):
+        spec_model.model_validate(claim["spec"])
+
+
+@pytest.mark.parametrize("keys", ALL_KEY_RULES, ids=lambda k: k.message.split(" must")[0])
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(alphabet="abz019-_./AZ\n é", max_size=45)
+    | st.from_regex(r"[a-z][a-z0-9_-]{0,44}", fullmatch=True)
+)
+def test_the_model_checks_keys_as_the_xrds_cel_rule_does(keys: Keys, key: str) -> None:
+    """Python's re and CEL's RE2 agree on every key rule, so skipping the rule in the
+    function refuses nothing the API server accepts and accepts nothing it refuses."""
+    program = cel.compile(keys.rule()["rule"])
+    by_cel = program.execute({"self": {keys.field: {key: 1}}})
+    try:
+        keys(key)
+        by_model = True
+    except ValueError:
+        by_model = False
+    assert by_model is by_cel, key
+    assert keys.rule()["rule"] in MODEL_CHECKED
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.claim)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(data=st.data())
+def test_rules_read_only_the_fields_they_name(kind: Kind, data: st.DataObject) -> None:
+    """A rule group evaluated on the fields its rules name answers as on all of `self`."""
+    try:
+        spec = kind.spec.model_validate(data.draw(fuzz.specs(kind)))
+    except ValidationError:
+        reject()
+    document = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for group in rules._groups(kind.spec):
+        for _, value in rules._targets(document, group.path, "spec"):
+            try:
+                whole = group.program.execute({"self": value})
+            except (KeyError, ValueError, TypeError, RuntimeError) as err:
+                whole = type(err)
+            try:
+                pruned = group.program.execute({"self": group.self_of(value)})
+            except (KeyError, ValueError, TypeError, RuntimeError) as err:
+                pruned = type(err)
+            assert pruned == whole, (group.path, group.fields)
+
+
+def test_rule_fields_are_read_from_the_sources() -> None:
+    def fields(*sources: str) -> frozenset[str] | None:
+        return rules._fields(tuple(rules.Rule((), src, "", None) for src in sources))
+
+    assert fields("self.a == 1 || has(self.b.c)", "self.d.all(x, x != '')") == frozenset(
+        {"a", "b", "d"}
+    )
+    assert fields("self.a == 1", "self.all(k, k != 'x')") is None
+    assert fields("size(self) < 3") is None
+    assert fields("self.size() < 3") is None
+    (group,) = (g for g in rules._groups(kubernetes.KubernetesSpec) if g.path == ("oidc",))
+    assert group.fields == frozenset({"mode", "customConfig"})

@@ -434,9 +434,6 @@ def test_grant_names_must_not_collide(databases: dict[str, Any], message: str) -
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"users": {"Bad": {"maxUserConnections": 1}}}, "users keys must be lower-case"),
-        ({"users": {"a" * 31: {"maxUserConnections": 1}}}, "at most 30 long"),
-        ({"databases": {"x-y": {}}}, "databases keys must be lower-case"),
         ({"users": {"repl": {"maxUserConnections": 1}}}, "reserved by mariadb-operator"),
         ({"users": {"metrics": {"maxUserConnections": 1}}}, "reserved by mariadb-operator"),
         ({"users": {"mariadb_sys": {"maxUserConnections": 1}}}, "reserved by mariadb-operator"),

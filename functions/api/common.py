@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -61,6 +64,45 @@ ResourcesPreset = Literal[presets.PRESET_NAMES]  # type: ignore[valid-type]
 
 def cel(rule: str, message: str) -> dict[str, str]:
     return {"rule": rule, "message": message}
+
+
+MODEL_CHECKED: set[str] = set()
+"""CEL rules the models also check in Python. The XRD needs them; the function skips them,
+as pydantic has already refused what they refuse (cel-rust compiles a `matches` pattern
+again for every key, about 20 µs each)."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What the keys of the map `field` must be: an anchored pattern and a length.
+
+    `rule()` is the CEL rule for the XRD, since structural schemas cannot constrain keys;
+    the instance itself validates a key, as `AfterValidator(keys)` on the map's key type.
+    """
+
+    field: str
+    pattern: str
+    message: str
+    max_length: int | None = None
+
+    @cached_property
+    def _compiled(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
+
+    def __call__(self, key: str) -> str:
+        # fullmatch: Python's `$` also matches before a final newline, RE2's does not.
+        too_long = self.max_length is not None and len(key) > self.max_length
+        if too_long or not self._compiled.fullmatch(key):
+            raise ValueError(self.message)
+        return key
+
+    def rule(self) -> dict[str, str]:
+        check = f"k.matches('{self.pattern}')"
+        if self.max_length is not None:
+            check = f"size(k) <= {self.max_length} && {check}"
+        source = f"self.{self.field}.all(k, {check})"
+        MODEL_CHECKED.add(source)
+        return cel(source, self.message)
 
 
 def with_rules(*rules: dict[str, str]) -> ConfigDict:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from functions.api.common import (
     DNS_LABEL,
+    Keys,
     Model,
     Quantity,
     Resources,
@@ -51,6 +52,9 @@ PERCENT_OR_MEMORY = (
 )
 RESERVED_VOLUMES = ("talos-ca", "talos-tls-cert")
 MAX_NODE_GROUPS = 100
+NODE_GROUP_KEYS = Keys(
+    "nodeGroups", DNS_LABEL, "nodeGroups keys must be DNS labels of at most 40 characters", 40
+)
 
 NonNegativeQuantity = Annotated[str, Field(pattern=NON_NEGATIVE_QUANTITY)]
 Values = dict[str, Any]
@@ -345,15 +349,14 @@ class KubernetesSpec(Model):
             "controlPlane.apiServer.extraVolumes: authentication-config is reserved when oidc "
             "is on",
         ),
-        cel(
-            f"self.nodeGroups.all(g, g.matches('{DNS_LABEL}') && size(g) <= 40)",
-            "nodeGroups keys must be DNS labels of at most 40 characters",
-        ),
+        NODE_GROUP_KEYS.rule(),
     )
 
     storage_class: str = storage_class("replicated")
     """Default StorageClass of worker disks and of the cluster's own volumes. Immutable."""
-    node_groups: dict[str, NodeGroup] = Field(default_factory=dict, max_length=MAX_NODE_GROUPS)
+    node_groups: dict[Annotated[str, AfterValidator(NODE_GROUP_KEYS)], NodeGroup] = Field(
+        default_factory=dict, max_length=MAX_NODE_GROUPS
+    )
     """Worker groups; none given means one group md0 (0-10 u1.medium workers, role
     ingress-nginx)."""
     version: KubernetesVersion = Field(

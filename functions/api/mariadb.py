@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from functions.api.common import (
+    Keys,
     Model,
     Quantity,
     Resources,
@@ -32,6 +33,8 @@ IDENTIFIER_RULE = (
     f"lower-case identifiers: a letter, then letters, digits or _, ending in a letter or digit, "
     f"at most {MAX_IDENTIFIER} long"
 )
+USER_KEYS = Keys("users", IDENTIFIER, f"users keys must be {IDENTIFIER_RULE}")
+DATABASE_KEYS = Keys("databases", IDENTIFIER, f"databases keys must be {IDENTIFIER_RULE}")
 ROOT = "root"
 # SQL users mariadb-operator creates itself (`repl` for replication) or whose User object
 # name (<release>-metrics, <release>-mariadb-sys) it takes for its own.
@@ -174,14 +177,8 @@ class MariaDBSpec(Model):
     """A MariaDB server, with replicas when more than one, managed by mariadb-operator."""
 
     model_config = with_rules(
-        cel(
-            f"self.users.all(u, u.matches('{IDENTIFIER}'))",
-            f"users keys must be {IDENTIFIER_RULE}",
-        ),
-        cel(
-            f"self.databases.all(d, d.matches('{IDENTIFIER}'))",
-            f"databases keys must be {IDENTIFIER_RULE}",
-        ),
+        USER_KEYS.rule(),
+        DATABASE_KEYS.rule(),
         cel(
             " && ".join(f"!('{u}' in self.users)" for u in RESERVED_USERS),
             "users " + ", ".join(RESERVED_USERS) + " are reserved by mariadb-operator",
@@ -235,9 +232,13 @@ class MariaDBSpec(Model):
     """Expose MariaDB through a LoadBalancer: the primary when there are replicas."""
     version: MariaDBVersion = "v11.8"
     """MariaDB major.minor version."""
-    users: dict[str, MariaDBUser] = Field(default_factory=dict, max_length=MAX_USERS)
+    users: dict[Annotated[str, AfterValidator(USER_KEYS)], MariaDBUser] = Field(
+        default_factory=dict, max_length=MAX_USERS
+    )
     """Accounts, with their password in the Secret <release>-credentials."""
-    databases: dict[str, MariaDBDatabase] = Field(default_factory=dict, max_length=MAX_DATABASES)
+    databases: dict[Annotated[str, AfterValidator(DATABASE_KEYS)], MariaDBDatabase] = Field(
+        default_factory=dict, max_length=MAX_DATABASES
+    )
     """Databases and the users granted on them."""
     backup: MariaDBBackup = MariaDBBackup()
 

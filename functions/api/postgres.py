@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 from functions.api.common import (
+    Keys,
     Model,
     Quantity,
     Resources,
@@ -43,6 +44,8 @@ IDENTIFIER_RULE = (
     "lower-case identifiers: a letter, then letters, digits or _, ending in a letter or digit, "
     "at most 63 long"
 )
+USER_KEYS = Keys("users", IDENTIFIER, f"users keys must be {IDENTIFIER_RULE}")
+DATABASE_KEYS = Keys("databases", IDENTIFIER, f"databases keys must be {IDENTIFIER_RULE}")
 RFC3339_OR_EMPTY = (
     r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
@@ -183,14 +186,8 @@ class PostgresSpec(Model):
 
     model_config = with_rules(
         cel("!('postgres' in self.users)", "users.postgres is forbidden: it is the superuser"),
-        cel(
-            f"self.users.all(u, u.matches('{IDENTIFIER}'))",
-            f"users keys must be {IDENTIFIER_RULE}",
-        ),
-        cel(
-            f"self.databases.all(d, d.matches('{IDENTIFIER}'))",
-            f"databases keys must be {IDENTIFIER_RULE}",
-        ),
+        USER_KEYS.rule(),
+        DATABASE_KEYS.rule(),
         cel(
             "self.postgresql.parameters.all(k, !(k in "
             + "["
@@ -260,9 +257,13 @@ class PostgresSpec(Model):
     tls: Tls = Tls()
     postgresql: PostgresqlConfig = PostgresqlConfig()
     quorum: Quorum = Quorum()
-    users: dict[str, PostgresUser] = Field(default_factory=dict, max_length=MAX_USERS)
+    users: dict[Annotated[str, AfterValidator(USER_KEYS)], PostgresUser] = Field(
+        default_factory=dict, max_length=MAX_USERS
+    )
     """Login roles; each gets a connection Secret <release>-user-<name>."""
-    databases: dict[str, PostgresDatabase] = Field(default_factory=dict, max_length=MAX_DATABASES)
+    databases: dict[Annotated[str, AfterValidator(DATABASE_KEYS)], PostgresDatabase] = Field(
+        default_factory=dict, max_length=MAX_DATABASES
+    )
     """Databases with their <db>_admin and <db>_readonly roles and extensions."""
     backup: Backup = Backup()
     bootstrap: Bootstrap = Bootstrap()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from functions.api.common import (
+    Keys,
     Model,
     Quantity,
     Resources,
@@ -32,6 +33,19 @@ MAX_USER_LENGTH = 40
 MAX_VHOST_LENGTH = 50
 MAX_USERS = 64
 MAX_VHOSTS = 64
+
+USER_KEYS = Keys(
+    "users",
+    NAME,
+    f"users keys must be {NAME_RULE}, at most {MAX_USER_LENGTH} long",
+    MAX_USER_LENGTH,
+)
+VHOST_KEYS = Keys(
+    "vhosts",
+    NAME,
+    f"vhosts keys must be {NAME_RULE}, at most {MAX_VHOST_LENGTH} long",
+    MAX_VHOST_LENGTH,
+)
 
 UserName = Annotated[str, Field(max_length=MAX_USER_LENGTH)]
 
@@ -63,14 +77,8 @@ class RabbitMQSpec(Model):
     """A RabbitMQ cluster with users, virtual hosts and permissions declared."""
 
     model_config = with_rules(
-        cel(
-            f"self.users.all(u, size(u) <= {MAX_USER_LENGTH} && u.matches('{NAME}'))",
-            f"users keys must be {NAME_RULE}, at most {MAX_USER_LENGTH} long",
-        ),
-        cel(
-            f"self.vhosts.all(v, size(v) <= {MAX_VHOST_LENGTH} && v.matches('{NAME}'))",
-            f"vhosts keys must be {NAME_RULE}, at most {MAX_VHOST_LENGTH} long",
-        ),
+        USER_KEYS.rule(),
+        VHOST_KEYS.rule(),
         cel(
             "self.vhosts.all(v, self.vhosts[v].roles.admin.all(u, u in self.users) && "
             "self.vhosts[v].roles.readonly.all(u, u in self.users))",
@@ -108,9 +116,13 @@ class RabbitMQSpec(Model):
     """Expose the cluster's Service <release> as a LoadBalancer."""
     version: RabbitMQVersion = "v4.2"
     """RabbitMQ major.minor version."""
-    users: dict[str, RabbitMQUser] = Field(default_factory=dict, max_length=MAX_USERS)
+    users: dict[Annotated[str, AfterValidator(USER_KEYS)], RabbitMQUser] = Field(
+        default_factory=dict, max_length=MAX_USERS
+    )
     """Users; each gets the Secret <release>-<user>-credentials (username, password)."""
-    vhosts: dict[str, RabbitMQVhost] = Field(default_factory=dict, max_length=MAX_VHOSTS)
+    vhosts: dict[Annotated[str, AfterValidator(VHOST_KEYS)], RabbitMQVhost] = Field(
+        default_factory=dict, max_length=MAX_VHOSTS
+    )
     """Virtual hosts with the users granted admin or readonly permissions on them."""
 
 

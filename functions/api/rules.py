@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from functions.api.celext import compile_rule
-from functions.api.common import Model
+from functions.api.common import MODEL_CHECKED, Model
 from functions.api.schema import openapi_schema
 
 
@@ -24,7 +25,7 @@ class Rule:
 def _collect(schema: dict[str, Any], path: tuple[str, ...]) -> Iterator[Rule]:
     for rule in schema.get("x-kubernetes-validations", []):
         # Transition rules compare with the stored object, which only the API server has.
-        if "oldSelf" not in rule["rule"]:
+        if "oldSelf" not in rule["rule"] and rule["rule"] not in MODEL_CHECKED:
             yield Rule(path, rule["rule"], rule["message"], compile_rule(rule["rule"]))
     for name, prop in schema.get("properties", {}).items():
         yield from _collect(prop, (*path, name))
@@ -45,6 +46,30 @@ class _Group:
     path: tuple[str, ...]
     rules: tuple[Rule, ...]
     program: Any
+    fields: frozenset[str] | None
+    """The fields of `self` the rules read; None when one reads `self` as a whole."""
+
+    def self_of(self, value: Any) -> Any:
+        # Converting `self` into CEL values is most of a rule's cost; fields no rule names
+        # cannot change an outcome.
+        if self.fields is None or not isinstance(value, dict):
+            return value
+        return {k: value[k] for k in self.fields if k in value}
+
+
+# `self.name` not followed by a call: `self.all(...)` or `self.size()` read all of `self`.
+_FIELD = re.compile(r"\bself\.(\w+)\b(?!\s*\()")
+_SELF = re.compile(r"\bself\b")
+
+
+def _fields(rules: tuple[Rule, ...]) -> frozenset[str] | None:
+    names: set[str] = set()
+    for rule in rules:
+        found = _FIELD.findall(rule.source)
+        if len(found) != len(_SELF.findall(rule.source)):
+            return None
+        names.update(found)
+    return frozenset(names)
 
 
 @cache
@@ -54,7 +79,10 @@ def _groups(model: type[Model]) -> tuple[_Group, ...]:
         by_path.setdefault(rule.path, []).append(rule)
     return tuple(
         _Group(
-            path, tuple(rules), compile_rule("[" + ", ".join(f"({r.source})" for r in rules) + "]")
+            path,
+            tuple(rules),
+            compile_rule("[" + ", ".join(f"({r.source})" for r in rules) + "]"),
+            _fields(tuple(rules)),
         )
         for path, rules in by_path.items()
     )
@@ -90,7 +118,8 @@ def violations(spec: Model) -> list[str]:
     document = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     found: list[str] = []
     for group in _groups(type(spec)):
-        for at, value in _targets(document, group.path, "spec"):
+        for at, whole in _targets(document, group.path, "spec"):
+            value = group.self_of(whole)
             try:
                 passed = group.program.execute({"self": value})
             except (KeyError, ValueError, TypeError, RuntimeError):

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from functions.api.common import Model, Quantity, cel, with_rules
+from pydantic import AfterValidator, Field
+
+from functions.api.common import Keys, Model, Quantity, with_rules
 
 HOST_PATTERN = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUOTA_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
+QUOTA_KEYS = Keys(
+    "resourceQuotas",
+    QUOTA_KEY_PATTERN,
+    "resourceQuotas keys must be resource names such as cpu, memory, storage, pods "
+    "or services.loadbalancers",
+)
 
 
 class TenantSpec(Model):
     """A tenant: a namespace with its own quotas, access levels, isolation and modules."""
 
-    model_config = with_rules(
-        cel(
-            f"self.resourceQuotas.all(k, k.matches('{QUOTA_KEY_PATTERN}'))",
-            "resourceQuotas keys must be resource names such as cpu, memory, storage, pods "
-            "or services.loadbalancers",
-        ),
-    )
+    model_config = with_rules(QUOTA_KEYS.rule())
 
     host: str = Field("", pattern=HOST_PATTERN, max_length=253)
     """Apex hostname of the tenant; empty means <name>.<parent tenant host>."""
@@ -35,7 +37,9 @@ class TenantSpec(Model):
     """Run a Gateway API gateway of its own; unset means inherit the parent's."""
     scheduling_class: str = Field("", max_length=253)
     """SchedulingClass for workloads; inherited, and settable only if the parent has none."""
-    resource_quotas: dict[str, Quantity] = Field(default_factory=dict, max_length=128)
+    resource_quotas: dict[Annotated[str, AfterValidator(QUOTA_KEYS)], Quantity] = Field(
+        default_factory=dict, max_length=128
+    )
     """Tenant ResourceQuota: cpu and memory are limits (requests derived with the
     platform ratios), storage is a request total, object counts pass through."""
 

@@ -1,0 +1,50 @@
+"""Configuration files: the fast YAML writer writes exactly what PyYAML writes with libyaml's
+safe dumper, as cozyplane did before it.
+
+Talos machine configurations are immutable once applied (TalosConfigTemplate), so a
+changed byte is a refused update, not a cosmetic difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from functions.domain.text import to_yaml
+from tests.support.fuzz import json_values
+
+documents = st.recursive(
+    json_values,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+def safe_dump(document: Any, *, sort_keys: bool, width: int) -> str:
+    text: str = yaml.dump(
+        document,
+        Dumper=yaml.CSafeDumper,
+        sort_keys=sort_keys,
+        width=width,
+        default_flow_style=False,
+    )
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=documents, sort_keys=st.booleans(), width=st.sampled_from((80, 1000)))
+def test_to_yaml_writes_what_pyyaml_writes(document: Any, sort_keys: bool, width: int) -> None:
+    assert to_yaml(document, sort_keys=sort_keys, width=width) == safe_dump(
+        document, sort_keys=sort_keys, width=width
+    )
+
+
+def test_a_value_met_twice_is_an_alias_as_safe_dump_writes_it() -> None:
+    shared = {"a": [1, 2]}
+    document = {"x": shared, "y": shared, "z": [shared["a"]]}
+    written = to_yaml(document)
+    assert "&id001" in written
+    assert written == safe_dump(document, sort_keys=True, width=80)

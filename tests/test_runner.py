@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import pytest
 from crossplane.function import logging, resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf import struct_pb2
 
-from functions import services
+from functions import runner, services
 from functions.api.kinds import BY_COMPOSITE, POSTGRES, TENANT
 from functions.api.kubernetes import KubernetesSpec
 from functions.api.rules import violations
@@ -223,3 +225,30 @@ def test_secrets_never_reach_status_results_or_conditions() -> None:
     )
     for secret in ("hunter2hunter2", "AKIAEXAMPLE", "wJalrXUtnFEMIEXAMPLEKEY", generated):
         assert secret not in outside
+
+
+def test_desired_values_encode_as_the_sdk_encodes_them() -> None:
+    """The direct encoder writes what Struct.update writes, subclasses (enums) included."""
+
+    class Mode(StrEnum):
+        ON = "on"
+
+    class Count(IntEnum):
+        THREE = 3
+
+    data = {
+        "s": "x",
+        "e": Mode.ON,
+        "n": Count.THREE,
+        "f": 1.5,
+        "b": False,
+        "z": None,
+        "d": {"a": {}, "l": [1, "two", {"k": [Mode.ON]}, [], None]},
+    }
+    ours = struct_pb2.Struct()
+    runner._fill(ours, data)
+    sdk = struct_pb2.Struct()
+    sdk.update(data)
+    assert ours == sdk
+    with pytest.raises(TypeError, match="cannot encode a set"):
+        runner._fill(ours, {"x": {1}})

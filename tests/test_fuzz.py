@@ -72,18 +72,27 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     report = (
         f"fuzz ({'long' if LONG else 'quick'}): {STATS.cases} cases, "
         f"{STATS.calls} RunFunction calls, {STATS.crashes} crashes; "
-        f"{STATS.absorbed} internal-error Fatals on malformed observed/required objects"
+        f"{STATS.refused} Fatals naming a malformed observed/required object"
     )
     request.config.pluginmanager.register(Report(report))
     assert STATS.crashes == 0, report
 
 
-def assert_fatal_names_a_field(rsp: fnv1.RunFunctionResponse, *roots: str) -> None:
-    """A Fatal result says which field is wrong and why: `<root>...: <rule>`."""
+def assert_fatal_names_a_field(
+    rsp: fnv1.RunFunctionResponse,
+    *roots: str,
+    malformed: fnv1.RunFunctionRequest | None = None,
+) -> None:
+    """A Fatal result says which field is wrong and why: `<root>...: <rule>`, or, given the
+    request with `malformed` observed and required objects, `observed resource "<key>":
+    <path> must be ...` where <path> is in that object."""
     message = fuzz.fatal(rsp)
     if message is None:
         return
     assert fuzz.INTERNAL not in message
+    if malformed is not None and fuzz.REFUSED.search(message):
+        fuzz.refused_field(malformed, message)
+        return
     assert any(
         f"{root}{sep}" in message
         for root in roots or ("spec", "metadata", "input")
@@ -233,7 +242,8 @@ def test_malformed_observed_and_required_resources_never_crash(
         for key, obj in fuzz.as_observed(first).items()
     }
     observed |= data.draw(st.dictionaries(fuzz.words, fuzz.objects, max_size=3))
-    req, rsp = fuzz.converge(harness, xr, observed, world, INPUTS[kind], malformed_state=True)
+    req, rsp = fuzz.converge(harness, xr, observed, world, INPUTS[kind])
+    assert_fatal_names_a_field(rsp, malformed=req)
     assert_keeps_something(req, rsp)
 
 
@@ -287,10 +297,10 @@ def test_raw_requests_always_get_a_response(harness: Harness, data: st.DataObjec
         for name, items in data.draw(lists).items():
             for item in items:
                 req.extra_resources[name].items.add().resource.update(item)
-    rsp = harness.call(req, malformed_state=state)
-    message = fuzz.fatal(rsp)
-    if not (state and message and fuzz.INTERNAL in message):
-        assert_fatal_names_a_field(rsp, "spec", "metadata", "input", "kind")
+    rsp = harness.call(req)
+    assert_fatal_names_a_field(
+        rsp, "spec", "metadata", "input", "kind", malformed=req if state else None
+    )
     sent = resource.struct_to_dict(req.observed.composite.resource).get("kind")
     if not (isinstance(sent, str) and sent in {k.composite for k in KINDS}):
         assert fuzz.fatal(rsp) is not None

@@ -20,14 +20,15 @@ def random_password(length: int) -> str:
 
 
 def decoded(observed: Mapping[str, Any] | None) -> dict[str, str]:
-    """The data of an observed Secret, base64-decoded; undecodable values are skipped."""
+    """The data of an observed Secret, base64-decoded; values that are not base64 of UTF-8
+    are skipped (services/base.py has already refused any that is not a string)."""
     if observed is None:
         return {}
     out: dict[str, str] = {}
     for key, value in (observed.get("data") or {}).items():
         try:
             out[key] = base64.b64decode(value, validate=True).decode()
-        except (ValueError, TypeError):
+        except ValueError:
             continue
     return out
 

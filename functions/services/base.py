@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from functions.api.config import PlatformConfig
-from functions.domain import readiness
+from functions.domain import readiness, shape
 from functions.domain.errors import ComposeError
 from functions.domain.secrets import PasswordSource
 
@@ -35,8 +36,21 @@ class Composite:
 STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
 
 
+def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
+    """`obj` if its fields are of the types services read them as; else a Fatal naming it
+    (`observed resource "cluster": status.conditions[0] must be an object`).
+
+    A malformed object is refused, never read as absent: that could make new passwords."""
+    wrong = shape.problem(obj)
+    if wrong is not None:
+        item = "" if index is None else f"[{index}]"
+        raise ComposeError("", f"{what} {json.dumps(name, ensure_ascii=False)}{item}: {wrong}")
+    return obj
+
+
 class Observed:
-    """Observed composed resources by composition-resource name, converted on first read.
+    """Observed composed resources by composition-resource name, converted and checked on
+    first read.
 
     Readiness needs only an object's metadata and status (`state`); converting the whole of
     every observed object, spec included, was most of a call's cost.
@@ -62,7 +76,7 @@ class Observed:
         if key not in self._keys:
             return None
         if key not in self._cache:
-            self._cache[key] = self._load(key)
+            self._cache[key] = _checked(self._load(key), "observed resource", key)
         return self._cache[key]
 
     def state(self, key: str) -> Object | None:
@@ -74,7 +88,7 @@ class Observed:
                 full = self.get(key) or {}
                 self._states[key] = {f: full[f] for f in STATE_FIELDS if f in full}
             else:
-                self._states[key] = self._load_state(key)
+                self._states[key] = _checked(self._load_state(key), "observed resource", key)
         return self._states[key]
 
     def keys(self) -> frozenset[str]:
@@ -93,20 +107,32 @@ class Requirement:
 
 
 class Required:
-    """Resources the function asked Crossplane to fetch (required resources)."""
+    """Resources the function asked Crossplane to fetch (required resources), checked on
+    first read."""
 
     def __init__(self, resolved: Mapping[str, list[Object]]) -> None:
         self._resolved = resolved
+        self._read: dict[str, list[Object]] = {}
 
     def resolved(self, name: str) -> bool:
         return name in self._resolved
 
     def one(self, name: str) -> Object | None:
-        items = self._resolved.get(name) or []
+        items = self._items(name)
         return items[0] if items else None
 
     def all(self, name: str) -> list[Object]:
-        return list(self._resolved.get(name) or [])
+        return list(self._items(name))
+
+    def _items(self, name: str) -> list[Object]:
+        if name not in self._read:
+            items = self._resolved.get(name) or []
+            many = len(items) > 1
+            self._read[name] = [
+                _checked(item, "required resource", name, i if many else None)
+                for i, item in enumerate(items)
+            ]
+        return self._read[name]
 
 
 @dataclass(frozen=True)

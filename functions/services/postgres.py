@@ -194,7 +194,8 @@ def _data_major(observed: Object | None) -> int | None:
         return int(info["majorVersion"])
     image = str((observed or {}).get("spec", {}).get("imageName") or "")
     major = image.rpartition(":")[2].partition(".")[0]
-    return int(major) if ":" in image and major.isdigit() else None
+    # isdecimal, not isdigit: int() refuses digits such as "²".
+    return int(major) if ":" in image and major.isdecimal() else None
 
 
 def _guard_version(spec: PostgresSpec, observed: Object | None) -> None:
@@ -258,8 +259,10 @@ def _roles(spec: PostgresSpec, release: str, observed: Object | None) -> list[Ob
     declared = {r["name"] for r in roles}
     previous = (observed or {}).get("spec", {}).get("managed", {}).get("roles", [])
     for role in previous:
-        if role.get("name") not in declared and role.get("login"):
-            roles.append({"name": role["name"], "ensure": "absent", "login": True})
+        name = role.get("name")
+        # CloudNativePG requires a name: a role without one is nobody's to drop.
+        if name is not None and name not in declared and role.get("login"):
+            roles.append({"name": name, "ensure": "absent", "login": True})
     return sorted(roles, key=lambda r: str(r["name"]))
 
 

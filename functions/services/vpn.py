@@ -174,7 +174,7 @@ def _observed_keys(text: str) -> dict[str, str]:
     """User -> password from an observed shadowbox_config.json; unreadable parts are skipped."""
     try:
         document: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json parses.
         return {}
     keys = document.get("accessKeys") if isinstance(document, dict) else None
     found: dict[str, str] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -116,6 +117,8 @@ text = st.text(max_size=24)
 words = st.sampled_from(NAMES) | text
 keys = st.sampled_from(NAMES) | st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
 quantities = st.sampled_from(ODD_QUANTITIES) | st.integers(-(2**40), 2**62).map(str)
+# What the API server returns: it caps quantities at 2^63 in magnitude.
+kept_quantities = quantities.filter(lambda q: abs(helm_to_float(q)) <= MAX_MAGNITUDE)
 scalars: Strategy = (
     st.none()
     | st.booleans()
@@ -442,7 +445,7 @@ STATUS: dict[str, Strategy] = {
     "message": text,
     "username": words,
     "claimName": words,
-    "capacity": st.fixed_dictionaries({}, optional={"storage": quantities}),
+    "capacity": st.fixed_dictionaries({}, optional={"storage": kept_quantities}),
     "loadBalancer": st.fixed_dictionaries(
         {},
         optional={
@@ -528,12 +531,19 @@ class Stats:
     cases: int = 0
     calls: int = 0
     crashes: int = 0
-    absorbed: int = 0
-    """Internal-error Fatals on observed or required objects of impossible types."""
+    refused: int = 0
+    """Fatals naming an observed or required object of impossible types."""
 
 
 STATS = Stats()
 INTERNAL = "internal error"
+# services/base.py: `observed resource "cluster": status.conditions[0] must be an object`.
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+REFUSED = re.compile(
+    rf"(?P<what>observed|required) resource (?P<name>{_QUOTED})(?:\[(?P<index>\d+)\])?: "
+    rf"(?P<path>[A-Za-z]\w*(?:\.\w+|\[\d+\]|\[{_QUOTED}\])*) must be "
+)
+_STEP = re.compile(rf"\.(\w+)|\[(\d+)\]|\[({_QUOTED})\]")
 
 
 class CrashError(AssertionError):
@@ -550,18 +560,9 @@ class Harness:
         self.loop.close()
 
     def call(
-        self,
-        req: fnv1.RunFunctionRequest,
-        passwords: PasswordSource | None = None,
-        *,
-        malformed_state: bool = False,
+        self, req: fnv1.RunFunctionRequest, passwords: PasswordSource | None = None
     ) -> fnv1.RunFunctionResponse:
-        """One RunFunction call; an internal error is a crash unless `malformed_state`.
-
-        The API server keeps observed and required objects to their schemas, so wrong
-        types there are a broken cluster, not user input: the runner's internal-error
-        Fatal (nothing applied, nothing deleted) is then the intended outcome.
-        """
+        """One RunFunction call; an exception or an internal-error Fatal is a crash."""
         try:
             wire = fnv1.RunFunctionRequest.FromString(req.SerializeToString())
         except DecodeError:  # Nested too deep for protobuf: gRPC refuses it already.
@@ -577,8 +578,8 @@ class Harness:
             STATS.crashes += 1
             raise CrashError(f"RunFunction returned {type(rsp).__name__}")
         message = fatal(rsp)
-        if message is not None and INTERNAL in message and malformed_state:
-            STATS.absorbed += 1
+        if message is not None and REFUSED.search(message):
+            STATS.refused += 1
         elif message is not None and INTERNAL in message:
             STATS.crashes += 1
             try:  # Show the bug's traceback, which the runner only logs.
@@ -592,6 +593,27 @@ class Harness:
 def fatal(rsp: fnv1.RunFunctionResponse) -> str | None:
     found = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
     return "; ".join(found) if found else None
+
+
+def refused_field(req: fnv1.RunFunctionRequest, message: str) -> Json:
+    """The value at the field a Fatal names in an observed or required object of `req`;
+    fails unless the message names one that exists."""
+    match = REFUSED.search(message)
+    assert match is not None, message
+    name, index = json.loads(match["name"]), int(match["index"] or 0)
+    if match["what"] == "observed":
+        struct = req.observed.resources[name].resource
+    else:
+        struct = req.required_resources[name].items[index].resource
+    value: Json = resource.struct_to_dict(struct)
+    path = match["path"]
+    head = re.match(r"\w+", path)
+    assert head is not None
+    value = value[head[0]]
+    for step in _STEP.finditer(path, head.end()):
+        field, position, key = step.groups()
+        value = value[int(position)] if position else value[field or json.loads(key)]
+    return value
 
 
 def resolved(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse) -> bool:
@@ -632,14 +654,12 @@ def converge(
     observed: Mapping[str, Json],
     world: World,
     step_input: Json,
-    *,
-    malformed_state: bool = False,
 ) -> tuple[fnv1.RunFunctionRequest, fnv1.RunFunctionResponse]:
     """Call as Crossplane does: again with the required resources until they settle."""
     requirements: fnv1.Requirements | None = None
     for _ in range(MAX_ITERATIONS + 1):
         req = build(xr, observed, requirements, world, step_input)
-        rsp = harness.call(req, malformed_state=malformed_state)
+        rsp = harness.call(req)
         if fatal(rsp) is not None or rsp.requirements == (requirements or fnv1.Requirements()):
             break
         requirements = rsp.requirements

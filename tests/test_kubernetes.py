@@ -836,3 +836,18 @@ def test_not_ready_while_the_worker_configuration_waits() -> None:
     out = compose(observed=observed, required=required(**{"talos-ca-secret": []}))
     assert out.ready is False
     assert compose(observed=observed).ready is True
+
+
+def test_a_nameless_storage_class_is_not_offered() -> None:
+    nameless = {"provisioner": "linstor.csi.linbit.com", "metadata": {}}
+    out = compose(required=required(**{"storage-classes": [*LINSTOR, nameless]}))
+    assert set(_release(out, "csi")["values"]["storageClasses"]) == {
+        "fast",
+        "kubevirt",
+        "replicated",
+    }
+
+
+def test_an_unreadable_running_version_is_no_downgrade() -> None:
+    observed = {"control-plane": {"spec": {"version": "v1.²"}}}
+    assert body(compose(observed=observed), "control-plane")["spec"]["version"] == "v1.35.6"

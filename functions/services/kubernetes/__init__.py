@@ -153,7 +153,8 @@ def _guard_version(spec: KubernetesSpec, observed_cp: Object | None) -> None:
     """Refuse the version changes Kamaji's webhook refuses, naming the claim's field."""
     running = str((observed_cp or {}).get("spec", {}).get("version") or "")
     parts = running.removeprefix("v").split(".")
-    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+    # isdecimal, not isdigit: int() refuses digits such as "²".
+    if len(parts) < 2 or not (parts[0].isdecimal() and parts[1].isdecimal()):
         return
     old, new = (int(parts[0]), int(parts[1])), (1, MINORS[spec.version])
     if new < old:

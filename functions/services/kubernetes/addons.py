@@ -106,8 +106,9 @@ def storage_classes(spec: KubernetesSpec, classes: list[Object]) -> Object:
     for sc in sorted(classes, key=lambda s: str(s.get("metadata", {}).get("name"))):
         params = sc.get("parameters") or {}
         remote = params.get(f"{LINSTOR}/allowRemoteVolumeAccess", "true")
-        if sc.get("provisioner") == LINSTOR and remote != "false":
-            name = sc["metadata"]["name"]
+        name = sc.get("metadata", {}).get("name")
+        # A nameless class is no class the tenant's volumes could be provisioned from.
+        if name and sc.get("provisioner") == LINSTOR and remote != "false":
             out[name] = {"infraStorageClass": name, "default": False}
     if not out:
         out["replicated"] = {"infraStorageClass": "replicated", "default": False}

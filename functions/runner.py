@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -26,6 +27,8 @@ from functions.services.base import (
     Observed,
     Outcome,
     Required,
+    StateError,
+    malformed,
 )
 
 # Fields Crossplane adds to a legacy composite's spec; they are not part of our API.
@@ -102,6 +105,54 @@ def _only(struct: struct_pb2.Struct, keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: _top(k, fields[k]) for k in keys if k in fields}
 
 
+class _View(Mapping[str, Any]):
+    """A Struct read as a mapping, each value converted when first read.
+
+    Readiness rules and the shape check read a few fields of an object's metadata and
+    status; converting the rest of an operator's status was most of a call's cost.
+    """
+
+    __slots__ = ("_fields", "_read")
+
+    def __init__(self, struct: struct_pb2.Struct) -> None:
+        self._fields = struct.fields
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._read:
+            return self._read[key]
+        if key not in self._fields:  # Indexing a Struct's map would add the key.
+            raise KeyError(key)
+        value = self._read[key] = _lazy(self._fields[key])
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self._fields else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+def _lazy(value: struct_pb2.Value) -> Any:
+    if value.WhichOneof("kind") == "struct_value":
+        return _View(value.struct_value)
+    if value.WhichOneof("kind") == "list_value":
+        return [_lazy(v) for v in value.list_value.values]
+    return _value(value)
+
+
+def _state(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """What readiness reads of an object (STATE_FIELDS), converted as it is read."""
+    fields = struct.fields
+    return {k: _lazy(fields[k]) for k in STATE_FIELDS if k in fields}
+
+
 def _set(target: struct_pb2.Value, value: Any) -> None:
     kind = type(value)
     if kind is str:
@@ -123,8 +174,10 @@ def _set(target: struct_pb2.Value, value: Any) -> None:
             _set(values.add(), item)
     elif value is None:
         target.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, Mapping):  # Observed state read through a _View.
+        _set(target, dict(value))
     else:  # A subclass (an enum, say) is encoded as the JSON type it derives from.
-        base = next((t for t in (str, bool, int, float, dict, list) if isinstance(value, t)), None)
+        base = next((t for t in (str, bool, int, float, list) if isinstance(value, t)), None)
         if base is None:
             raise TypeError(f"cannot encode a {kind.__name__}")
         _set(target, str.__str__(value) if base is str else base(value))
@@ -161,16 +214,40 @@ def run(
     log = log.bind(tag=req.meta.tag, kind=kind, name=name)
     try:
         outcome = _compose(req, passwords)
+    except StateError as err:
+        response.fatal(rsp, f"cannot compose {kind} {name}: {err}")
+        return rsp
     except ComposeError as err:
         response.fatal(rsp, f"invalid {kind or 'composite'} {name}: {err}")
         return rsp
     except Exception as err:  # A bug must become a Fatal result, not a gRPC error.
+        found = _malformed(req)
+        if found is not None:  # A readiness rule tripped on a field of a broken object.
+            log.info("malformed observed or required object", problem=str(found))
+            response.fatal(rsp, f"cannot compose {kind} {name}: {found}")
+            return rsp
         log.exception("compose failed")
         response.fatal(rsp, f"cannot compose {kind} {name}: internal error ({type(err).__name__})")
         return rsp
     _encode(outcome, rsp)
     log.debug("composed", resources=len(outcome.resources), waiting=len(outcome.waiting))
     return rsp
+
+
+def _malformed(req: fnv1.RunFunctionRequest) -> StateError | None:
+    """The first observed or required object of an impossible type, in name order."""
+    observed = req.observed.resources
+    for key in sorted(observed):
+        found = malformed(_dict(observed[key].resource), "observed resource", key)
+        if found is not None:
+            return found
+    for name, items in sorted(req.required_resources.items()):
+        many = len(items.items) > 1
+        for i, item in enumerate(items.items):
+            found = malformed(_dict(item.resource), "required resource", name, i if many else None)
+            if found is not None:
+                return found
+    return None
 
 
 def _identity(xr: struct_pb2.Struct) -> tuple[str, str]:
@@ -223,7 +300,7 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
     observed = Observed(
         resources.keys(),
         lambda key: _dict(resources[key].resource),
-        lambda key: _only(resources[key].resource, STATE_FIELDS),
+        lambda key: _state(resources[key].resource),
     )
     required = Required(
         {

@@ -39,6 +39,9 @@ class Log:
     def debug(self, event: str, **_: Any) -> None:
         pass
 
+    def info(self, event: str, **_: Any) -> None:
+        pass
+
 
 def claim(kind: Any, name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     doc = {
@@ -94,7 +97,9 @@ def test_a_malformed_observed_object_is_fatal_naming_it(
     observed: dict[str, Any], message: str
 ) -> None:
     found = fatal_of(postgres({"cluster": observed}))
-    assert found.startswith(f'invalid XPostgres db-32a6c: observed resource "cluster": {message}')
+    assert found.startswith(
+        f'cannot compose XPostgres db-32a6c: observed resource "cluster": {message}'
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,3 +206,23 @@ def test_odd_values_of_the_right_type_compose() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "data": {"shadowbox_config.json": nested}}
     xr = claim(VPN, "office", "tenant-dev", host="vpn.example.org", users={"alice": {}})
     composes(request(xr, {"config": secret}, [], CONFIG, None))
+
+
+DATABASE = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Database"}
+
+
+def test_a_state_field_a_readiness_rule_trips_on_is_fatal_naming_it() -> None:
+    """Readiness reads state lazily, unchecked; the runner then finds the broken field."""
+    observed = {"database-app": DATABASE | {"status": ["applied"]}}
+    found = fatal_of(postgres(observed, databases={"app": {}}))
+    assert found == (
+        'cannot compose XPostgres db-32a6c: observed resource "database-app": '
+        "status must be an object"
+    )
+
+
+def test_a_broken_state_field_nothing_reads_is_left_alone() -> None:
+    broken = DATABASE | {"metadata": {"labels": {"app": 1}}, "status": {"applied": True}}
+    rsp = run(postgres({"database-app": broken}, databases={"app": {}}), counter_passwords(), Log())
+    assert not [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert rsp.desired.resources["database-app"].ready == fnv1.READY_TRUE

@@ -10,3 +10,8 @@ class ComposeError(Exception):
         # An empty path means the message already names its fields.
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+
+
+class StateError(ComposeError):
+    """An observed or required object of an impossible type: the cluster's fault, not the
+    claim's. Also a Fatal naming the object and the field."""

@@ -210,7 +210,7 @@ def _mismatch(node: type, value: Any) -> Found | None:
         kind = value.__class__
         if kind is int or (kind is float and math.isfinite(value)):
             return None
-    elif value.__class__ is node:
+    elif value.__class__ is node or (node is dict and isinstance(value, Mapping)):
         return None
     return _RULES[node], []
 
@@ -224,10 +224,15 @@ def _leaf(leaf: Leaf) -> Check:
 
 def _fields(nodes: dict[str, Node]) -> Check:
     get = nodes.get
+    named = tuple(nodes)
 
     def check(value: Any) -> Found | None:
         if value.__class__ is not dict:
-            return "must be an object", []
+            if not isinstance(value, Mapping):
+                return "must be an object", []
+            # A mapping converted on read (the runner's observed state): only the fields
+            # named here are read, so only they are converted.
+            value = {key: value[key] for key in named if key in value}
         node: Any
         for key, item in value.items():
             node = get(key)
@@ -262,7 +267,7 @@ def _map(each: Node, known: dict[str, Node]) -> Check:
     get = known.get
 
     def check(value: Any) -> Found | None:
-        if value.__class__ is not dict:
+        if not isinstance(value, Mapping):
             return "must be an object", []
         node: Any
         for key, item in value.items():

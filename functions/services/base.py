@@ -9,12 +9,22 @@ from typing import Any
 
 from functions.api.config import PlatformConfig
 from functions.domain import readiness, shape
-from functions.domain.errors import ComposeError
+from functions.domain.errors import ComposeError, StateError
 from functions.domain.secrets import PasswordSource
 
 Object = dict[str, Any]
 
-__all__ = ["ComposeError", "Composite", "Context", "Observed", "Outcome", "Required", "Requirement"]
+__all__ = [
+    "ComposeError",
+    "Composite",
+    "Context",
+    "Observed",
+    "Outcome",
+    "Required",
+    "Requirement",
+    "StateError",
+    "malformed",
+]
 
 
 @dataclass(frozen=True)
@@ -36,24 +46,34 @@ class Composite:
 STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
 
 
-def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
-    """`obj` if its fields are of the types services read them as; else a Fatal naming it
-    (`observed resource "cluster": status.conditions[0] must be an object`).
-
-    A malformed object is refused, never read as absent: that could make new passwords."""
+def malformed(obj: Object, what: str, name: str, index: int | None = None) -> StateError | None:
+    """Why `obj` is not of the types services read it as, naming it and the field
+    (`observed resource "cluster": status.conditions[0] must be an object`); else None."""
     wrong = shape.problem(obj)
-    if wrong is not None:
-        item = "" if index is None else f"[{index}]"
-        raise ComposeError("", f"{what} {json.dumps(name, ensure_ascii=False)}{item}: {wrong}")
+    if wrong is None:
+        return None
+    item = "" if index is None else f"[{index}]"
+    return StateError("", f"{what} {json.dumps(name, ensure_ascii=False)}{item}: {wrong}")
+
+
+def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
+    """`obj`, unless it is malformed. A malformed object is refused, never read as absent:
+    that could make new passwords."""
+    error = malformed(obj, what, name, index)
+    if error is not None:
+        raise error
     return obj
 
 
 class Observed:
-    """Observed composed resources by composition-resource name, converted and checked on
-    first read.
+    """Observed composed resources by composition-resource name, converted on first read.
 
-    Readiness needs only an object's metadata and status (`state`); converting the whole of
-    every observed object, spec included, was most of a call's cost.
+    An object a service reads whole (`get`: Secrets, the objects data guards compare) is
+    checked when first read. Readiness needs only an object's metadata and status
+    (`state`), which the runner converts field by field as rules read them: converting
+    and checking every observed object in full was most of a call's cost. A state field
+    of an impossible type can only mislead readiness; when a rule trips on one, the
+    runner names it (functions/runner.py).
     """
 
     def __init__(
@@ -88,7 +108,7 @@ class Observed:
                 full = self.get(key) or {}
                 self._states[key] = {f: full[f] for f in STATE_FIELDS if f in full}
             else:
-                self._states[key] = _checked(self._load_state(key), "observed resource", key)
+                self._states[key] = self._load_state(key)
         return self._states[key]
 
     def keys(self) -> frozenset[str]:

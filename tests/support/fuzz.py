@@ -537,7 +537,8 @@ class Stats:
 
 STATS = Stats()
 INTERNAL = "internal error"
-# services/base.py: `observed resource "cluster": status.conditions[0] must be an object`.
+# services/base.py and runner.py: `observed resource "cluster": status.conditions[0] must be
+# an object`.
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 REFUSED = re.compile(
     rf"(?P<what>observed|required) resource (?P<name>{_QUOTED})(?:\[(?P<index>\d+)\])?: "

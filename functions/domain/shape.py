@@ -200,9 +200,12 @@ def _compile(shape: Shape) -> Node:
     return _map(_compile(shape.each), {k: _compile(s) for k, s in shape.known.items()})
 
 
-# The loops test a type inline, `node is item.__class__` (and finite, for a float), and
-# call a check directly: a call per field would cost more than most fields' test. Their
-# nodes are typed Any, or that test would narrow `item` to object.
+def _test(node: Any, item: Any) -> Found | None:
+    # The common case first: the exact type (and finite, for a float). `node` is typed Any,
+    # or this test would narrow `item` to object.
+    if node is item.__class__ and (node is not float or item - item == 0):
+        return None
+    return node(item) if node.__class__ is not type else _mismatch(node, item)
 
 
 def _mismatch(node: type, value: Any) -> Found | None:
@@ -210,7 +213,7 @@ def _mismatch(node: type, value: Any) -> Found | None:
         kind = value.__class__
         if kind is int or (kind is float and math.isfinite(value)):
             return None
-    elif value.__class__ is node or (node is dict and isinstance(value, Mapping)):
+    elif value.__class__ is node:
         return None
     return _RULES[node], []
 
@@ -224,21 +227,13 @@ def _leaf(leaf: Leaf) -> Check:
 
 def _fields(nodes: dict[str, Node]) -> Check:
     get = nodes.get
-    named = tuple(nodes)
 
     def check(value: Any) -> Found | None:
         if value.__class__ is not dict:
-            if not isinstance(value, Mapping):
-                return "must be an object", []
-            # A mapping converted on read (the runner's observed state): only the fields
-            # named here are read, so only they are converted.
-            value = {key: value[key] for key in named if key in value}
-        node: Any
+            return "must be an object", []
         for key, item in value.items():
             node = get(key)
-            if node is None or (node is item.__class__ and (node is not float or item - item == 0)):
-                continue
-            found = node(item) if node.__class__ is not type else _mismatch(node, item)
+            found = None if node is None else _test(node, item)
             if found is not None:
                 found[1].append(f".{key}")
                 return found
@@ -252,9 +247,7 @@ def _items(node: Any) -> Check:
         if value.__class__ is not list:
             return "must be a list", []
         for index, item in enumerate(value):
-            if node is item.__class__ and (node is not float or item - item == 0):
-                continue
-            found = node(item) if node.__class__ is not type else _mismatch(node, item)
+            found = _test(node, item)
             if found is not None:
                 found[1].append(f"[{index}]")
                 return found
@@ -267,14 +260,10 @@ def _map(each: Node, known: dict[str, Node]) -> Check:
     get = known.get
 
     def check(value: Any) -> Found | None:
-        if not isinstance(value, Mapping):
+        if value.__class__ is not dict:
             return "must be an object", []
-        node: Any
         for key, item in value.items():
-            node = get(key, each)
-            if node is item.__class__ and (node is not float or item - item == 0):
-                continue
-            found = node(item) if node.__class__ is not type else _mismatch(node, item)
+            found = _test(get(key, each), item)
             if found is not None:
                 found[1].append(f"[{json.dumps(key, ensure_ascii=False)}]")
                 return found

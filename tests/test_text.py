@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yaml.events import Event
 
+from functions.domain import text
 from functions.domain.text import to_yaml
 from tests.support.fuzz import json_values
 
@@ -20,6 +22,20 @@ documents = st.recursive(
     json_values,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=20,
+)
+# What configuration files hold: the types the event writer handles itself, with text
+# that reads back as other types ("yes", "0x1F", "2026-01-01", "~", "") among them.
+config_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.text()
+    | st.sampled_from(("yes", "No", "0x1F", "0o17", "1e3", "2026-01-01", "~", "", "null", ".inf"))
+)
+configs = st.recursive(
+    config_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
 )
 
 
@@ -37,6 +53,18 @@ def safe_dump(document: Any, *, sort_keys: bool, width: int) -> str:
 @settings(max_examples=400, deadline=None)
 @given(document=documents, sort_keys=st.booleans(), width=st.sampled_from((80, 1000)))
 def test_to_yaml_writes_what_pyyaml_writes(document: Any, sort_keys: bool, width: int) -> None:
+    assert to_yaml(document, sort_keys=sort_keys, width=width) == safe_dump(
+        document, sort_keys=sort_keys, width=width
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=configs, sort_keys=st.booleans(), width=st.sampled_from((80, 1000)))
+def test_configuration_events_write_what_pyyaml_writes(
+    document: Any, sort_keys: bool, width: int
+) -> None:
+    events: list[Event] = []
+    text._events(document, events, set(), sort_keys)  # Written from events, not by PyYAML.
     assert to_yaml(document, sort_keys=sort_keys, width=width) == safe_dump(
         document, sort_keys=sort_keys, width=width
     )

@@ -7,7 +7,17 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from yaml.nodes import Node, ScalarNode
 
 # libyaml's emitter writes the same text as PyYAML's pure-Python one, ten times faster.
 _BASE: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -20,64 +30,80 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
 
-class _Dumper(_BASE):  # type: ignore[misc]
-    # The emitter asks twice per scalar whether its plain text would read back as another
-    # type; configuration values repeat, and the answer depends on nothing else.
-    @staticmethod
-    @lru_cache(maxsize=1024)
-    def _implicit(value: str, implicit: tuple[bool, bool]) -> str:
-        return str(_BASE.resolve(_RESOLVER, ScalarNode, value, implicit))
+@lru_cache(maxsize=1024)
+def _implicit(value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag a scalar's text resolves to. The emitter asks twice per scalar whether its
+    plain text would read back as another type; configuration values repeat."""
+    return str(_BASE.resolve(_RESOLVER, ScalarNode, value, implicit))
 
+
+class _Dumper(_BASE):  # type: ignore[misc]
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode and isinstance(value, str):
-            return self._implicit(value, implicit)
+            return _implicit(value, implicit)
         return str(super().resolve(kind, value, implicit))
 
 
 _RESOLVER = _BASE(io.StringIO())
 
 
-def _node(data: Any, dumper: Any, seen: dict[int, Node], sort_keys: bool) -> Node:
-    """The node SafeRepresenter makes of `data` (with default_flow_style=False), without its
-    per-value type dispatch. A dict or list met twice is the same node, so it gets the same
-    anchor and alias; other types are left to the representer itself."""
+class _UnusualError(Exception):
+    """A value the event writer leaves to PyYAML: a float, a subclass, an object met twice
+    (PyYAML writes it as an anchor and aliases)."""
+
+
+def _events(data: Any, out: list[Event], seen: set[int], sort_keys: bool) -> None:
+    """The events PyYAML's SafeRepresenter and serializer make of `data` (block style),
+    without building its node graph and resolving each scalar twice."""
     kind = type(data)
     if kind is str:
-        return ScalarNode(_STR, data)
-    if kind is dict or kind is list:
+        out.append(ScalarEvent(None, _STR, (_implicit(data, (True, False)) == _STR, True), data))
+    elif kind is dict or kind is list:
         if id(data) in seen:
-            return seen[id(data)]
+            raise _UnusualError
+        seen.add(id(data))
         if kind is dict:
-            node: Node = MappingNode(_MAP, [], flow_style=False)
-            seen[id(data)] = node
-            items = sorted(data.items()) if sort_keys else data.items()
-            node.value = [
-                (_node(k, dumper, seen, sort_keys), _node(v, dumper, seen, sort_keys))
-                for k, v in items
-            ]
+            out.append(MappingStartEvent(None, _MAP, True, flow_style=False))
+            for key, value in sorted(data.items()) if sort_keys else data.items():
+                _events(key, out, seen, sort_keys)
+                _events(value, out, seen, sort_keys)
+            out.append(MappingEndEvent())
         else:
-            node = SequenceNode(_SEQ, [], flow_style=False)
-            seen[id(data)] = node
-            node.value = [_node(v, dumper, seen, sort_keys) for v in data]
-        return node
-    if kind is bool:
-        return ScalarNode(_BOOL, "true" if data else "false")
-    if kind is int:
-        return ScalarNode(_INT, str(data))
-    if data is None:
-        return ScalarNode(_NULL, "null")
-    node = dumper.represent_data(data)
-    assert isinstance(node, Node)
-    return node
+            out.append(SequenceStartEvent(None, _SEQ, True, flow_style=False))
+            for value in data:
+                _events(value, out, seen, sort_keys)
+            out.append(SequenceEndEvent())
+    elif kind is bool or kind is int or data is None:
+        tag, value = (
+            (_BOOL, "true" if data else "false")
+            if kind is bool
+            else (_INT, str(data))
+            if kind is int
+            else (_NULL, "null")
+        )
+        out.append(ScalarEvent(None, tag, (_implicit(value, (True, False)) == tag, False), value))
+    else:
+        raise _UnusualError
 
 
 def to_yaml(document: Any, *, sort_keys: bool = True, width: int = 80) -> str:
     """`document` as block YAML, byte for byte as `yaml.dump` with libyaml's safe dumper."""
+    events: list[Event] = []
+    try:
+        _events(document, events, set(), sort_keys)
+    except _UnusualError:
+        text: str = yaml.dump(
+            document, Dumper=_Dumper, default_flow_style=False, width=width, sort_keys=sort_keys
+        )
+        return text
     stream = io.StringIO()
     dumper = _Dumper(stream, default_flow_style=False, width=width, sort_keys=sort_keys)
     try:
         dumper.open()
-        dumper.serialize(_node(document, dumper, {}, sort_keys))
+        dumper.emit(DocumentStartEvent(explicit=None, version=None, tags=None))
+        for event in events:
+            dumper.emit(event)
+        dumper.emit(DocumentEndEvent(explicit=None))
         dumper.close()
     finally:
         dumper.dispose()

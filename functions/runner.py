@@ -140,9 +140,10 @@ class _View(Mapping[str, Any]):
 
 
 def _lazy(value: struct_pb2.Value) -> Any:
-    if value.WhichOneof("kind") == "struct_value":
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
         return _View(value.struct_value)
-    if value.WhichOneof("kind") == "list_value":
+    if kind == "list_value":
         return [_lazy(v) for v in value.list_value.values]
     return _value(value)
 

@@ -252,3 +252,26 @@ def test_desired_values_encode_as_the_sdk_encodes_them() -> None:
     assert ours == sdk
     with pytest.raises(TypeError, match="cannot encode a set"):
         runner._fill(ours, {"x": {1}})
+
+
+def test_observed_state_is_read_as_the_sdk_converts_it_and_left_unchanged() -> None:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "labels": {"a": "b"}, "managedFields": [{"manager": "m"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}, "n": 2.0, "ok": True},
+        "spec": {"type": "LoadBalancer"},
+    }
+    struct = resource.dict_to_struct(obj)
+    before = struct.SerializeToString(deterministic=True)
+    state = runner._state(struct)
+    assert set(state) == {"apiVersion", "kind", "metadata", "status"}
+    status = state["status"]
+    assert status.get("missing") is None
+    assert "missing" not in status
+    with pytest.raises(KeyError):
+        status["missing"]
+    assert status["loadBalancer"]["ingress"][0]["ip"] == "10.0.0.1"
+    assert dict(status) == resource.struct_to_dict(struct)["status"]
+    assert len(state["metadata"]) == 3
+    assert struct.SerializeToString(deterministic=True) == before  # Reading adds no keys.

@@ -851,3 +851,21 @@ def test_a_nameless_storage_class_is_not_offered() -> None:
 def test_an_unreadable_running_version_is_no_downgrade() -> None:
     observed = {"control-plane": {"spec": {"version": "v1.²"}}}
     assert body(compose(observed=observed), "control-plane")["spec"]["version"] == "v1.35.6"
+
+
+@pytest.mark.parametrize("cpu", ["1n", "1.5m", "250u"])
+def test_a_cpu_below_the_reservations_is_refused_naming_the_group(cpu: str) -> None:
+    """Found by the long fuzz run: `1n` crashed the chart's millicore conversion."""
+    spec = {"nodeGroups": {"g": {"resources": {"cpu": cpu, "memory": "8Gi"}}}}
+    with pytest.raises(ComposeError, match=r"spec\.nodeGroups\.g\.kubelet: reserved CPU"):
+        compose(spec)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "millis"), [("2k", 2_000_000), ("1e1", 10_000), ("2Ki", 2_048_000)]
+)
+def test_a_cpu_with_any_suffix_is_read_as_cores(cpu: str, millis: int) -> None:
+    spec = {"nodeGroups": {"g": {"resources": {"cpu": cpu, "memory": "8Gi"}}}}
+    annotations = body(compose(spec), "machinedeployment-g")["metadata"]["annotations"]
+    # Allocatable: the node's CPU less the system and kube reservations (500m each at most).
+    assert annotations["capacity.cluster-autoscaler.kubernetes.io/cpu"] == f"{millis - 1000}m"

@@ -61,8 +61,11 @@ def groups(spec: KubernetesSpec) -> dict[str, NodeGroup]:
 
 
 def millicores(value: str) -> int:
-    """The chart's cpuToMillicores: `500m` -> 500, `1.5` -> 1500."""
-    return int(value[:-1]) if value.endswith("m") else int(float(value) * 1000)
+    """The chart's cpuToMillicores: `500m` -> 500, `1.5` -> 1500; the other suffixes of a
+    quantity (`1n`, `1.5m`, `2k`) as cozy-lib reads them, so no valid quantity fails."""
+    if value.endswith("m") and value[:-1].isdecimal():
+        return int(value[:-1])
+    return int(helm_to_float(value) * 1000)
 
 
 def _percent(value: str) -> float | None:

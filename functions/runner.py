@@ -28,7 +28,6 @@ from functions.services.base import (
     Outcome,
     Required,
     StateError,
-    malformed,
 )
 
 # Fields Crossplane adds to a legacy composite's spec; they are not part of our API.
@@ -237,18 +236,30 @@ def run(
 
 def _malformed(req: fnv1.RunFunctionRequest) -> StateError | None:
     """The first observed or required object of an impossible type, in name order."""
-    observed = req.observed.resources
-    for key in sorted(observed):
-        found = malformed(_dict(observed[key].resource), "observed resource", key)
-        if found is not None:
-            return found
-    for name, items in sorted(req.required_resources.items()):
-        many = len(items.items) > 1
-        for i, item in enumerate(items.items):
-            found = malformed(_dict(item.resource), "required resource", name, i if many else None)
-            if found is not None:
-                return found
+    try:
+        _observed(req).check()
+        _required(req).check()
+    except StateError as err:
+        return err
     return None
+
+
+def _observed(req: fnv1.RunFunctionRequest) -> Observed:
+    resources = req.observed.resources
+    return Observed(
+        resources.keys(),
+        lambda key: _dict(resources[key].resource),
+        lambda key: _state(resources[key].resource),
+    )
+
+
+def _required(req: fnv1.RunFunctionRequest) -> Required:
+    return Required(
+        {
+            name: [_dict(item.resource) for item in found.items]
+            for name, found in req.required_resources.items()
+        }
+    )
 
 
 def _identity(xr: struct_pb2.Struct) -> tuple[str, str]:
@@ -297,24 +308,12 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
         claim_name=str(claim.get("name", "")),
         claim_namespace=str(claim.get("namespace", "")),
     )
-    resources = req.observed.resources
-    observed = Observed(
-        resources.keys(),
-        lambda key: _dict(resources[key].resource),
-        lambda key: _state(resources[key].resource),
-    )
-    required = Required(
-        {
-            name: [_dict(item.resource) for item in found.items]
-            for name, found in req.required_resources.items()
-        }
-    )
     if composite.claim_name and not (
         re.fullmatch(kind.name_pattern, composite.claim_name)
         and len(composite.claim_name) <= kind.name_max_length
     ):
         raise ComposeError("metadata.name", f"{composite.claim_name!r}: {kind.name_rule}")
-    ctx = Context(composite, observed, required, config, passwords)
+    ctx = Context(composite, _observed(req), _required(req), config, passwords)
     return COMPOSERS[kind.composite](spec, ctx)
 
 

@@ -23,7 +23,6 @@ __all__ = [
     "Required",
     "Requirement",
     "StateError",
-    "malformed",
 ]
 
 
@@ -46,22 +45,15 @@ class Composite:
 STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
 
 
-def malformed(obj: Object, what: str, name: str, index: int | None = None) -> StateError | None:
-    """Why `obj` is not of the types services read it as, naming it and the field
-    (`observed resource "cluster": status.conditions[0] must be an object`); else None."""
-    wrong = shape.problem(obj)
-    if wrong is None:
-        return None
-    item = "" if index is None else f"[{index}]"
-    return StateError("", f"{what} {json.dumps(name, ensure_ascii=False)}{item}: {wrong}")
-
-
 def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
-    """`obj`, unless it is malformed. A malformed object is refused, never read as absent:
-    that could make new passwords."""
-    error = malformed(obj, what, name, index)
-    if error is not None:
-        raise error
+    """`obj` if its fields are of the types services read them as; else a StateError naming
+    it and the field (`observed resource "cluster": status.conditions[0] must be an
+    object`). A malformed object is refused, never read as absent: that could make new
+    passwords."""
+    wrong = shape.problem(obj)
+    if wrong is not None:
+        item = "" if index is None else f"[{index}]"
+        raise StateError("", f"{what} {json.dumps(name, ensure_ascii=False)}{item}: {wrong}")
     return obj
 
 
@@ -114,6 +106,11 @@ class Observed:
     def keys(self) -> frozenset[str]:
         return self._keys
 
+    def check(self) -> None:
+        """Read every object whole, in name order: the first malformed one raises."""
+        for key in sorted(self._keys):
+            self.get(key)
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -143,6 +140,11 @@ class Required:
 
     def all(self, name: str) -> list[Object]:
         return list(self._items(name))
+
+    def check(self) -> None:
+        """Read every object, in name order: the first malformed one raises."""
+        for name in sorted(self._resolved):
+            self._items(name)
 
     def _items(self, name: str) -> list[Object]:
         if name not in self._read:

@@ -190,6 +190,24 @@ class ControlPlane:
         with urllib.request.urlopen(url, timeout=5) as response:
             return bool(response.status == 200)
 
+    def merge_patch(
+        self,
+        resource: str,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        *,
+        check: bool = True,
+        subresource: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl patch --type=merge`: the API server's answer, refusals included."""
+        args = ["patch", resource, name, "--type=merge", "-p", json.dumps(patch)]
+        if namespace is not None:
+            args += ["-n", namespace]
+        if subresource is not None:
+            args.append(f"--subresource={subresource}")
+        return self.kubectl(*args, check=check)
+
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -393,15 +411,7 @@ class ControlPlane:
                 "capabilities": ["composition"],
             }
         }
-        self.kubectl(
-            "patch",
-            "functionrevision",
-            f"{FUNCTION}-local",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps(patch),
-        )
+        self.merge_patch("functionrevision", f"{FUNCTION}-local", None, patch, subresource="status")
 
     def install(self, crds_dir: Path) -> None:
         """The operators' CRDs, cozyplane's RBAC, XRDs and Compositions, and tenant-root."""

@@ -331,27 +331,11 @@ def _composed(k8s: Cluster, claim: Object) -> dict[str, Object]:
 def test_updates_change_objects_in_place(plane: ControlPlane, k8s: Cluster) -> None:
     plane.kubectl("apply", "-f", str(EXAMPLES / "postgres-minimal.yaml"))
     k8s.must("postgresql.cnpg.io/v1", "Cluster", "postgres-db", "tenant-dev")
-    plane.kubectl(
-        "patch",
-        "postgres",
-        "db",
-        "-n",
-        "tenant-dev",
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"users": {"alice": {}}}}),
-    )
+    plane.merge_patch("postgres", "db", "tenant-dev", {"spec": {"users": {"alice": {}}}})
     first = k8s.must("v1", "Secret", "postgres-db-user-alice", "tenant-dev")
     before = _composed(k8s, k8s.claim("Postgres", "db", "tenant-dev"))
-    plane.kubectl(
-        "patch",
-        "postgres",
-        "db",
-        "-n",
-        "tenant-dev",
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"replicas": 3, "users": {"alice": {}, "bob": {}}}}),
+    plane.merge_patch(
+        "postgres", "db", "tenant-dev", {"spec": {"replicas": 3, "users": {"alice": {}, "bob": {}}}}
     )
     wait_for(
         "3 instances",
@@ -382,31 +366,14 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
         ({"storageClass": "local"}, "storageClass is immutable"),
         ({"size": "5Gi"}, "size cannot shrink"),
     ):
-        refused = plane.kubectl(
-            "patch",
-            "postgres",
-            "db",
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": change}),
-            check=False,
-        )
+        refused = plane.merge_patch("postgres", "db", ns, {"spec": change}, check=False)
         assert refused.returncode != 0
         assert rule in refused.stderr
 
     # The volumes grew behind the claim's back: its size is now a shrink the XRD cannot
     # see, and the function refuses it from the observed Cluster.
-    plane.kubectl(
-        "patch",
-        "cluster.postgresql.cnpg.io",
-        "postgres-db",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"storage": {"size": "20Gi"}}}),
+    plane.merge_patch(
+        "cluster.postgresql.cnpg.io", "postgres-db", ns, {"spec": {"storage": {"size": "20Gi"}}}
     )
     plane.kubectl("annotate", "postgres", "db", "-n", ns, "e2e/nudge=resized", "--overwrite")
     xr_name = claim["spec"]["resourceRef"]["name"]
@@ -426,16 +393,7 @@ def test_forbidden_updates_are_refused_and_nothing_is_deleted(
         k: o["metadata"]["uid"] for k, o in before.items()
     }
 
-    plane.kubectl(
-        "patch",
-        "postgres",
-        "db",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"size": "20Gi"}}),
-    )
+    plane.merge_patch("postgres", "db", ns, {"spec": {"size": "20Gi"}})
     wait_for(
         "the composite to sync again",
         lambda: (
@@ -613,16 +571,7 @@ def test_a_node_group_change_rolls_a_new_template_and_keeps_the_old_one_while_us
             "nodeGroups": {"md0": {"minReplicas": 1, "maxReplicas": 4, "instanceType": "u1.large"}}
         }
     }
-    plane.kubectl(
-        "patch",
-        "kuberneteses",
-        "dev",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        json.dumps(patch),
-    )
+    plane.merge_patch("kuberneteses", "dev", ns, patch)
     wait_for(
         "the MachineDeployment to use a new template", lambda: _infrastructure_ref(k8s) != old, WAIT
     )
@@ -864,16 +813,7 @@ def test_faults_converge_to_the_same_objects(plane: ControlPlane, k8s: Cluster) 
     # nothing is deleted, and once the function is back the change lands beside the rest.
     def unreachable() -> None:
         patch: Object = {"spec": {"users": {"faulty": {}}}}
-        plane.kubectl(
-            "patch",
-            "postgres",
-            "orders",
-            "-n",
-            "tenant-dev",
-            "--type=merge",
-            "-p",
-            json.dumps(patch),
-        )
+        plane.merge_patch("postgres", "orders", "tenant-dev", patch)
         # Crossplane waits for the function to come back (its call has a deadline of its
         # own): give the reconcile time to be under way, then check nothing was deleted.
         time.sleep(10)

@@ -23,7 +23,7 @@ $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv-$(UV_VERSION)
 	$(CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: pyproject.toml uv.lock $(UV)
+$(VENV)/.synced: pyproject.toml uv.lock functions/_wire.c $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 

@@ -147,6 +147,16 @@ class Run:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
 
+    @classmethod
+    def combined(cls, runs: Sequence[Run]) -> Run:
+        """Runs of the same calls taken in turns with another server's, as one."""
+        return cls(
+            sum(r.calls for r in runs),
+            sum(r.seconds for r in runs),
+            sum(r.cpu_seconds for r in runs),
+            [latency for r in runs for latency in r.latencies],
+        )
+
     def summary(self) -> dict[str, float]:
         return {
             "calls": self.calls,

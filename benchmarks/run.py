@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import tempfile
 import time
@@ -25,8 +26,14 @@ NOISE = 0.03
 
 @dataclass(frozen=True)
 class Plan:
-    """How long to measure: the quick plan guards regressions, the full one reports."""
+    """How long to measure: the quick plan guards regressions, the full one reports.
 
+    Each case is measured in `rounds` turns, cozyplane and the floor alternating (the order
+    swapped every round), so that a machine getting busier or quieter during the run moves
+    both sides of a ratio alike.
+    """
+
+    rounds: int
     warmup: int
     sequential_calls: int
     concurrent_seconds: float
@@ -37,16 +44,18 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(
+                rounds=3,
                 warmup=5,
-                sequential_calls=20,
-                concurrent_seconds=0.5,
+                sequential_calls=10,
+                concurrent_seconds=0.25,
                 saturation_seconds=1.0,
                 steady_seconds=2.0,
             )
         return cls(
+            rounds=4,
             warmup=20,
-            sequential_calls=200,
-            concurrent_seconds=3.0,
+            sequential_calls=50,
+            concurrent_seconds=1.0,
             saturation_seconds=5.0,
             steady_seconds=15.0,
         )
@@ -60,73 +69,115 @@ def commands() -> dict[str, list[str]]:
     }
 
 
+@dataclass
+class _Target:
+    server: harness.Server
+    stub: grpcv1.FunctionRunnerServiceStub
+    startup: float
+    idle_kib: int = 0
+
+
+async def _case(
+    target: _Target, req: fnv1.RunFunctionRequest, plan: Plan
+) -> tuple[harness.Run, harness.Run]:
+    """One round of a case on one server: sequential calls, then 16 at a time."""
+
+    def one(_: int) -> fnv1.RunFunctionRequest:
+        return req
+
+    server, stub = target.server, target.stub
+    await harness.closed_loop(server, stub, one, concurrency=1, calls=plan.warmup)
+    c1 = await harness.closed_loop(server, stub, one, concurrency=1, calls=plan.sequential_calls)
+    c16 = await harness.closed_loop(
+        server, stub, one, concurrency=16, seconds=plan.concurrent_seconds
+    )
+    return c1, c16
+
+
 async def _measure(
-    server: harness.Server, pki: harness.Pki, cases: list[Case], mix: list[Case], plan: Plan
+    argvs: dict[str, list[str]],
+    pki: harness.Pki,
+    logs: Path,
+    cases: list[Case],
+    mix: list[Case],
+    plan: Plan,
 ) -> dict[str, Any]:
     requests: dict[str, fnv1.RunFunctionRequest] = {
         c.label: fnv1.RunFunctionRequest.FromString(c.request) for c in cases
     }
-    async with pki.channel(server.address) as channel:
-        stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
-        startup = await harness.wait_serving(server, stub, requests[mix[0].label])
-        for case in cases:
-            answer = await stub.RunFunction(requests[case.label])
-            if answer.SerializeToString(deterministic=True) != case.response:
-                raise RuntimeError(f"{server.name} does not answer {case.label} as expected")
+    targets: dict[str, _Target] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for name, argv in argvs.items():
+            # One at a time, so that neither start-up competes with the other for the CPU.
+            server = harness.Server(name, argv, pki, logs / f"{name}.log")
+            stack.callback(server.stop)
+            channel = await stack.enter_async_context(pki.channel(server.address))
+            stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
+            startup = await harness.wait_serving(server, stub, requests[mix[0].label])
+            targets[name] = _Target(server, stub, startup)
+        for name, target in targets.items():
+            for case in cases:
+                answer = await target.stub.RunFunction(requests[case.label])
+                if answer.SerializeToString(deterministic=True) != case.response:
+                    raise RuntimeError(f"{name} does not answer {case.label} as expected")
         await asyncio.sleep(0.5)
-        idle_kib = server.memory_kib("VmRSS")
-        per_case: dict[str, Any] = {}
+        for target in targets.values():
+            target.idle_kib = target.server.memory_kib("VmRSS")
+
+        runs: dict[str, dict[str, list[tuple[harness.Run, harness.Run]]]] = {
+            name: {c.label: [] for c in cases} for name in targets
+        }
         for case in cases:
-            req = requests[case.label]
+            for turn in range(plan.rounds):
+                order = list(targets) if turn % 2 == 0 else list(reversed(targets))
+                for name in order:
+                    runs[name][case.label].append(
+                        await _case(targets[name], requests[case.label], plan)
+                    )
 
-            def one(_: int, req: fnv1.RunFunctionRequest = req) -> fnv1.RunFunctionRequest:
-                return req
-
-            await harness.closed_loop(server, stub, one, concurrency=1, calls=plan.warmup)
-            c1 = await harness.closed_loop(
-                server, stub, one, concurrency=1, calls=plan.sequential_calls
-            )
-            c16 = await harness.closed_loop(
-                server, stub, one, concurrency=16, seconds=plan.concurrent_seconds
-            )
-            per_case[case.label] = {"c1": c1.summary(), "c16": c16.summary()}
         cycle = [requests[c.label] for c in mix]
 
         def mixed(i: int) -> fnv1.RunFunctionRequest:
             return cycle[i % len(cycle)]
 
-        saturated = await harness.closed_loop(
-            server, stub, mixed, concurrency=16, seconds=plan.saturation_seconds
-        )
-        steady = await harness.open_loop(
-            server, stub, mixed, rate=TARGET_RATE, seconds=plan.steady_seconds
-        )
-        return {
-            "startup_seconds": round(startup, 3),
-            "rss_idle_mib": round(idle_kib / 1024, 1),
-            "rss_peak_mib": round(server.memory_kib("VmHWM") / 1024, 1),
-            "cases": per_case,
-            "saturated": saturated.summary(),
-            "steady": steady.summary() | {"rate": TARGET_RATE},
-        }
+        out: dict[str, Any] = {}
+        for name, target in targets.items():
+            server, stub = target.server, target.stub
+            saturated = await harness.closed_loop(
+                server, stub, mixed, concurrency=16, seconds=plan.saturation_seconds
+            )
+            steady = await harness.open_loop(
+                server, stub, mixed, rate=TARGET_RATE, seconds=plan.steady_seconds
+            )
+            out[name] = {
+                "startup_seconds": round(target.startup, 3),
+                "rss_idle_mib": round(target.idle_kib / 1024, 1),
+                "rss_peak_mib": round(server.memory_kib("VmHWM") / 1024, 1),
+                "cases": {
+                    label: {
+                        "c1": harness.Run.combined([c1 for c1, _ in turns]).summary(),
+                        "c16": harness.Run.combined([c16 for _, c16 in turns]).summary(),
+                    }
+                    for label, turns in runs[name].items()
+                },
+                "saturated": saturated.summary(),
+                "steady": steady.summary() | {"rate": TARGET_RATE},
+            }
+        return out
 
 
 def measure(cases: list[Case], plan: Plan, work: Path) -> dict[str, Any]:
-    """Serve each function in turn and drive it with the same requests."""
+    """Serve both functions at once and drive them with the same requests, in turns."""
     harness.pin_client()
     pki = harness.Pki.make(work / "pki")
     cases_file = work / "cases.json"
     write_cases(cases_file, cases)
     mix = [c for c in cases if not c.series]
-    out: dict[str, Any] = {}
-    for name, command in commands().items():
-        argv = [a.replace("{cases}", str(cases_file)) for a in command]
-        server = harness.Server(name, argv, pki, work / f"{name}.log")
-        try:
-            out[name] = asyncio.run(_measure(server, pki, cases, mix, plan))
-        finally:
-            server.stop()
-    return out
+    argvs = {
+        name: [a.replace("{cases}", str(cases_file)) for a in command]
+        for name, command in commands().items()
+    }
+    return asyncio.run(_measure(argvs, pki, work, cases, mix, plan))
 
 
 def ratios(results: dict[str, Any], cases: list[Case]) -> dict[str, Any]:

@@ -228,7 +228,7 @@ def test_secrets_never_reach_status_results_or_conditions() -> None:
 
 
 def test_desired_values_encode_as_the_sdk_encodes_them() -> None:
-    """The direct encoder writes what Struct.update writes, subclasses (enums) included."""
+    """The wire codec writes what Struct.update writes, subclasses (enums) included."""
 
     class Mode(StrEnum):
         ON = "on"
@@ -246,12 +246,12 @@ def test_desired_values_encode_as_the_sdk_encodes_them() -> None:
         "d": {"a": {}, "l": [1, "two", {"k": [Mode.ON]}, [], None]},
     }
     ours = struct_pb2.Struct()
-    runner._fill(ours, data)
+    runner._write(ours, data)
     sdk = struct_pb2.Struct()
     sdk.update(data)
     assert ours == sdk
     with pytest.raises(TypeError, match="cannot encode a set"):
-        runner._fill(ours, {"x": {1}})
+        runner._write(ours, {"x": {1}})
 
 
 def test_observed_state_is_read_as_the_sdk_converts_it_and_left_unchanged() -> None:

@@ -1,0 +1,213 @@
+"""The Struct wire codec (functions/_wire.c) against the protobuf library.
+
+Encoding must give the Struct that `Struct.update` gives, for any JSON value; decoding must
+read any Struct as the protobuf API reads it, type for type; malformed bytes and runaway
+nesting must raise, never crash the process.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import pytest
+from google.protobuf import struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from functions import _wire, runner
+from tests.support.fuzz import nest
+
+keys = st.text(max_size=12) | st.sampled_from(("metadata", "managedFields", "name", ""))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=60)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(keys, inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+objects = st.dictionaries(keys, values, max_size=6)
+
+
+def sdk_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    return struct
+
+
+def typed(value: struct_pb2.Value) -> Any:
+    """The protobuf API's reading of a Value, each leaf tagged with its type: 1 and 1.0 and
+    True compare equal in Python, and must not here."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        return ("struct", {k: typed(fields[k]) for k in fields})
+    if kind == "list_value":
+        return ("list", [typed(v) for v in value.list_value.values])
+    leaf = getattr(value, kind) if kind else None
+    return (kind, repr(leaf))
+
+
+def typed_plain(data: Any) -> Any:
+    """`typed`, of what the codec decoded."""
+    if isinstance(data, dict):
+        return ("struct", {k: typed_plain(v) for k, v in data.items()})
+    if isinstance(data, list):
+        return ("list", [typed_plain(v) for v in data])
+    if data is None:
+        return ("null_value", repr(0))
+    kind = {bool: "bool_value", float: "number_value", str: "string_value"}[type(data)]
+    return (kind, repr(data))
+
+
+def expected_object(struct: struct_pb2.Struct) -> Any:
+    """A Struct as decode must read it: the object, without metadata.managedFields."""
+    out = typed_plain_struct(struct)
+    metadata = out[1].get("metadata")
+    if metadata is not None and metadata[0] == "struct":
+        metadata[1].pop("managedFields", None)
+    return out
+
+
+def typed_plain_struct(struct: struct_pb2.Struct) -> Any:
+    return ("struct", {k: typed(struct.fields[k]) for k in struct.fields})
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=objects)
+def test_encode_writes_the_struct_update_writes(data: dict[str, Any]) -> None:
+    ours = struct_pb2.Struct.FromString(_wire.encode(data, runner._plain))
+    sdk = sdk_struct(data)
+    assert ours.SerializeToString(deterministic=True) == sdk.SerializeToString(deterministic=True)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=objects)
+def test_decode_reads_what_the_protobuf_api_reads(data: dict[str, Any]) -> None:
+    struct = sdk_struct(data)
+    decoded = _wire.decode(struct.SerializeToString())
+    assert typed_plain(decoded) == expected_object(struct)
+
+
+def test_decode_leaves_out_managed_fields_of_the_object_metadata_only() -> None:
+    data = {
+        "metadata": {"name": "a", "managedFields": [{"manager": "m"}]},
+        "spec": {"metadata": {"managedFields": 1}, "managedFields": 2},
+    }
+    assert _wire.decode(sdk_struct(data).SerializeToString()) == {
+        "metadata": {"name": "a"},
+        "spec": {"metadata": {"managedFields": 1.0}, "managedFields": 2.0},
+    }
+
+
+def test_numbers_bools_and_nulls_keep_their_types() -> None:
+    data = {"i": 3, "f": 1.5, "t": True, "n": None, "big": 2**63, "nan": math.nan}
+    decoded = _wire.decode(_wire.encode(data, runner._plain))
+    assert [type(decoded[k]) for k in ("i", "f", "t", "n", "big")] == [
+        float,
+        float,
+        bool,
+        type(None),
+        float,
+    ]
+    assert decoded["big"] == 2.0**63
+    assert math.isnan(decoded["nan"])
+
+
+def test_values_of_other_types_go_through_plain() -> None:
+    class Mode(StrEnum):
+        ON = "on"
+
+    class Count(IntEnum):
+        THREE = 3
+
+    data = {"e": Mode.ON, "n": Count.THREE, "l": [Mode.ON, (Count.THREE,)]}
+    assert _wire.decode(_wire.encode(data, runner._plain)) == {
+        "e": "on",
+        "n": 3.0,
+        "l": ["on", [3.0]],
+    }
+    view = runner._View(sdk_struct({"status": {"a": [{"b": "c"}]}}))
+    assert _wire.decode(_wire.encode({"v": view}, runner._plain)) == {
+        "v": {"status": {"a": [{"b": "c"}]}}
+    }
+
+
+def test_what_cannot_be_encoded_is_refused() -> None:
+    with pytest.raises(TypeError, match="cannot encode a set"):
+        _wire.encode({"x": {1}}, runner._plain)
+    with pytest.raises(TypeError, match="must be a str"):
+        _wire.encode({"a": {1: "x"}}, runner._plain)
+    with pytest.raises(TypeError, match="cannot encode a frozenset"):
+        _wire.encode({"x": frozenset()}, lambda _: frozenset())
+    with pytest.raises(UnicodeEncodeError):
+        _wire.encode({"x": "\ud800"}, runner._plain)
+    with pytest.raises(OverflowError):
+        _wire.encode({"x": 10**400}, runner._plain)
+    with pytest.raises(TypeError):
+        _wire.encode([], runner._plain)  # type: ignore[arg-type]
+
+
+def test_a_list_changed_by_plain_is_refused_not_read_out_of_bounds() -> None:
+    items: list[Any] = ["a", "b", object()]
+
+    def plain(_: Any) -> Any:
+        items.clear()
+        return "x"
+
+    with pytest.raises(RuntimeError, match="changed size"):
+        _wire.encode({"l": items}, plain)
+
+
+def test_runaway_nesting_raises_instead_of_overflowing_the_stack() -> None:
+    with pytest.raises(RecursionError):
+        _wire.encode({"x": nest(100_000)}, runner._plain)
+    deep = b""
+    for _ in range(100_000):  # A Value holding a ListValue holding that Value ...
+        inner = b"\x0a" + _varint(len(deep)) + deep
+        deep = b"\x32" + _varint(len(inner)) + inner
+    entry = b"\x0a\x01x\x12" + _varint(len(deep)) + deep
+    with pytest.raises(RecursionError):
+        _wire.decode(b"\x0a" + _varint(len(entry)) + entry)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_malformed_bytes_raise_value_error_never_crash(data: bytes) -> None:
+    try:
+        decoded = _wire.decode(data)
+    except ValueError:  # UnicodeDecodeError is one.
+        return
+    assert isinstance(decoded, dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=objects, cut=st.integers(min_value=1))
+def test_truncated_bytes_raise_value_error(data: dict[str, Any], cut: int) -> None:
+    wire = sdk_struct(data).SerializeToString()
+    if not wire:
+        return
+    try:
+        decoded = _wire.decode(wire[: -(cut % len(wire) or 1)])
+    except ValueError:
+        return
+    assert isinstance(decoded, dict)  # A cut between entries is a shorter Struct.

@@ -52,36 +52,61 @@ class _UnusualError(Exception):
     (PyYAML writes it as an anchor and aliases)."""
 
 
+# Events depend on their scalar's text alone, and the emitter only reads them: one object
+# each serves every document. Short strings repeat (keys, settings); long ones (keys of
+# certificates, tokens) are made for each use rather than kept.
+_MAP_START = MappingStartEvent(None, _MAP, True, flow_style=False)
+_MAP_END = MappingEndEvent()
+_SEQ_START = SequenceStartEvent(None, _SEQ, True, flow_style=False)
+_SEQ_END = SequenceEndEvent()
+_SHORT = 64
+_KEPT = 4096
+_SCALARS: dict[str, ScalarEvent] = {}
+
+
+def _string(value: str) -> ScalarEvent:
+    event = _SCALARS.get(value)
+    if event is None:
+        event = ScalarEvent(None, _STR, (_implicit(value, (True, False)) == _STR, True), value)
+        if len(value) <= _SHORT:
+            if len(_SCALARS) >= _KEPT:
+                _SCALARS.clear()
+            _SCALARS[value] = event
+    return event
+
+
+@lru_cache(maxsize=256)
+def _other(tag: str, value: str) -> ScalarEvent:
+    return ScalarEvent(None, tag, (_implicit(value, (True, False)) == tag, False), value)
+
+
 def _events(data: Any, out: list[Event], seen: set[int], sort_keys: bool) -> None:
     """The events PyYAML's SafeRepresenter and serializer make of `data` (block style),
     without building its node graph and resolving each scalar twice."""
     kind = type(data)
     if kind is str:
-        out.append(ScalarEvent(None, _STR, (_implicit(data, (True, False)) == _STR, True), data))
+        out.append(_string(data))
     elif kind is dict or kind is list:
         if id(data) in seen:
             raise _UnusualError
         seen.add(id(data))
         if kind is dict:
-            out.append(MappingStartEvent(None, _MAP, True, flow_style=False))
+            out.append(_MAP_START)
             for key, value in sorted(data.items()) if sort_keys else data.items():
                 _events(key, out, seen, sort_keys)
                 _events(value, out, seen, sort_keys)
-            out.append(MappingEndEvent())
+            out.append(_MAP_END)
         else:
-            out.append(SequenceStartEvent(None, _SEQ, True, flow_style=False))
+            out.append(_SEQ_START)
             for value in data:
                 _events(value, out, seen, sort_keys)
-            out.append(SequenceEndEvent())
-    elif kind is bool or kind is int or data is None:
-        tag, value = (
-            (_BOOL, "true" if data else "false")
-            if kind is bool
-            else (_INT, str(data))
-            if kind is int
-            else (_NULL, "null")
-        )
-        out.append(ScalarEvent(None, tag, (_implicit(value, (True, False)) == tag, False), value))
+            out.append(_SEQ_END)
+    elif kind is bool:
+        out.append(_other(_BOOL, "true" if data else "false"))
+    elif kind is int:
+        out.append(_other(_INT, str(data)))
+    elif data is None:
+        out.append(_other(_NULL, "null"))
     else:
         raise _UnusualError
 

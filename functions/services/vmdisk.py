@@ -8,7 +8,6 @@ PVC asks for less than the claim.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 
@@ -16,7 +15,15 @@ from functions.api.vmdisk import VMDiskSpec, VMDiskStatus
 from functions.domain.quantity import parse
 from functions.domain.readiness import job_succeeded
 from functions.domain.storage import guard_volume
-from functions.services.base import ComposeError, Context, Object, Outcome, Requirement, meta
+from functions.services.base import (
+    ComposeError,
+    Context,
+    Object,
+    Outcome,
+    Requirement,
+    copied,
+    meta,
+)
 
 CDI = "cdi.kubevirt.io/v1beta1"
 OPTICAL = "vm-disk.cozystack.io/optical"
@@ -46,7 +53,7 @@ def compose(spec: VMDiskSpec, ctx: Context) -> Outcome:
     pvc: Object | None = None
     current = ""
     if existing:
-        dv_spec = copy.deepcopy(existing)
+        dv_spec = copied(existing)
         pvc = out.require("pvc", Requirement("v1", "PersistentVolumeClaim", release, ns))
         if not out.resolved():
             return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +9,7 @@ from functions.api.kubernetes import KubernetesSpec
 from functions.domain import secrets
 from functions.domain.errors import ComposeError
 from functions.domain.text import to_yaml
-from functions.services.base import Object, Outcome, meta
+from functions.services.base import Object, Outcome, copied, meta
 from functions.services.kubernetes.workers import TENANT_DNS_DOMAIN, Cluster
 
 HELM = "helm.toolkit.fluxcd.io/v2"
@@ -24,9 +23,9 @@ def merge(base: Any, override: Any) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge(base.get(key), value) if key in base else copy.deepcopy(value)
+            out[key] = merge(base.get(key), value) if key in base else copied(value)
         return out
-    return copy.deepcopy(override)
+    return copied(override)
 
 
 @dataclass
@@ -68,7 +67,7 @@ def _helm_release(out: Outcome, c: Cluster, r: Release) -> Object:
         "interval": "5m",
         "timeout": "10m",
         "install": install,
-        "upgrade": copy.deepcopy(policy),
+        "upgrade": copied(policy),
     }
     if r.values:
         spec["values"] = r.values

@@ -278,6 +278,7 @@ static PyObject *interned[INTERNED];
 
 static PyObject *get_str(const Reader *s) {
     Py_ssize_t n = s->end - s->p;
+    if (n == 0) return PyUnicode_New(0, 0); /* also a missing key: s->p is NULL */
     if (n > INTERN_MAX) return PyUnicode_DecodeUTF8((const char *)s->p, n, NULL);
     uint32_t h = 2166136261u;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -438,7 +439,9 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_wire", NULL, -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_wire", .m_size = -1, .m_methods = methods,
+};
 
 PyMODINIT_FUNC PyInit__wire(void) {
     METADATA = PyUnicode_InternFromString("metadata");

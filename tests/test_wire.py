@@ -110,6 +110,14 @@ def test_decode_leaves_out_managed_fields_of_the_object_metadata_only() -> None:
     }
 
 
+def test_an_entry_without_key_or_value_reads_as_protobuf_reads_it() -> None:
+    wire = b"\x0a\x02\x12\x00" + b"\x0a\x03\x0a\x01k"  # {"": Value()}, {"k": unset}
+    struct = struct_pb2.Struct.FromString(wire)
+    assert set(struct.fields) == {"", "k"}
+    assert all(struct.fields[k].WhichOneof("kind") is None for k in struct.fields)
+    assert _wire.decode(wire) == {"": None, "k": None}
+
+
 def test_numbers_bools_and_nulls_keep_their_types() -> None:
     data = {"i": 3, "f": 1.5, "t": True, "n": None, "big": 2**63, "nan": math.nan}
     decoded = _wire.decode(_wire.encode(data, runner._plain))

@@ -57,13 +57,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     )
     for name, fit in results["scaling"].items():
         curvature = fit["curvature"]
-        shown = "not measurable: 1 to 10 costs less than the noise" if curvature is None else ""
+        context = f"noise {fit['noise']:.0%}, the floor's {fit['floor_curvature']}"
+        shown = (
+            f"not measurable: 1 to 10 costs less than the noise ({context})"
+            if curvature is None
+            else f"{curvature} ({context})"
+        )
         out.append(
             (
                 f"{name}: linear (curvature <= {CURVATURE})",
                 None if curvature is None else curvature <= CURVATURE,
-                f"curvature {curvature if curvature is not None else shown}, "
-                f"{fit['ms_per_unit']} ms per unit, r2 {fit['r2']}",
+                f"curvature {shown}, {fit['ms_per_unit']} ms per unit, r2 {fit['r2']}",
             )
         )
     return out

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import guard
+import pytest
+
+from benchmarks import guard, run
+from benchmarks.store import Case
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +27,39 @@ def test_the_guard_flags_a_ratio_beyond_the_tolerance(tmp_path: Path) -> None:
     }
     found = guard.regressions(results, baseline)
     assert [line.split(":")[0] for line in found] == ["redis-full", "vpn-full"]
+
+
+def _series(costs: dict[int, list[float]], floor: float = 0.1) -> dict[str, object]:
+    """The fit of a series whose points took `costs` per call in their rounds; the floor
+    costs `floor` per call and unit."""
+    cases = [Case(f"s{x}", "Kubernetes", b"", b"", x, "s", x) for x in costs]
+    table = {
+        f"s{x}": {"cpu_ms_rounds": rounds, "floor_cpu_ms_rounds": [1.0 + floor * x] * 3}
+        for x, rounds in costs.items()
+    }
+    fit: dict[str, object] = run.fits(table, cases)["s"]
+    return fit
+
+
+def test_the_scale_fit_tells_linear_from_quadratic_cost() -> None:
+    # Each point's median round counts: one disturbed round does not move it.
+    linear = _series({1: [1.2, 1.2, 9.0], 10: [3.0, 3.0, 3.0], 100: [21.0, 0.5, 21.0]})
+    assert linear["ms_per_unit"] == pytest.approx(0.2)
+    assert linear["curvature"] == pytest.approx(1.0)
+    assert linear["floor_curvature"] == pytest.approx(1.0)
+    assert linear["r2"] == pytest.approx(1.0)
+    quadratic = _series({1: [1.01] * 3, 10: [2.0] * 3, 100: [101.0] * 3})
+    assert quadratic["curvature"] == pytest.approx(10.0)
+
+
+def test_a_first_step_within_the_rounds_noise_is_not_measurable() -> None:
+    # 1 to 10 adds 5%; the rounds of the first point are 8% either side of their median.
+    fit = _series({1: [0.92, 1.0, 1.08], 10: [1.05] * 3, 100: [2.0] * 3})
+    assert fit["noise"] == pytest.approx(0.08)
+    assert fit["curvature"] is None
+    steady = _series({1: [1.0] * 3, 10: [1.05] * 3, 100: [2.0] * 3})
+    assert steady["noise"] == run.NOISE
+    assert steady["curvature"] == pytest.approx(1.9)
 
 
 def test_quick_benchmark_has_no_cpu_ratio_regression(tmp_path: Path) -> None:

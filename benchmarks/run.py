@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
@@ -107,26 +108,23 @@ async def _measure(
         c.label: fnv1.RunFunctionRequest.FromString(c.request) for c in cases
     }
     targets: dict[str, _Target] = {}
-    bytecode = logs / "bytecode"
     first = requests[mix[0].label]
-    for name, argv in argvs.items():
+
+    async def start(stack: contextlib.AsyncExitStack, name: str, log: str) -> _Target:
+        server = harness.Server(name, argvs[name], pki, logs / log, logs / "bytecode")
+        stack.callback(server.stop)
+        channel = await stack.enter_async_context(pki.channel(server.address))
+        stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
+        return _Target(server, stub, await harness.wait_serving(server, stub, first))
+
+    for name in argvs:
         # A first start compiles the modules either server imports; the second is measured.
-        server = harness.Server(name, argv, pki, logs / f"{name}-first.log", bytecode)
-        try:
-            async with pki.channel(server.address) as channel:
-                stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
-                await harness.wait_serving(server, stub, first)
-        finally:
-            server.stop()
+        async with contextlib.AsyncExitStack() as warm:
+            await start(warm, name, f"{name}-first.log")
     async with contextlib.AsyncExitStack() as stack:
-        for name, argv in argvs.items():
+        for name in argvs:
             # One at a time, so that neither start-up competes with the other for the CPU.
-            server = harness.Server(name, argv, pki, logs / f"{name}.log", bytecode)
-            stack.callback(server.stop)
-            channel = await stack.enter_async_context(pki.channel(server.address))
-            stub = grpcv1.FunctionRunnerServiceStub(channel)  # type: ignore[no-untyped-call]
-            startup = await harness.wait_serving(server, stub, first)
-            targets[name] = _Target(server, stub, startup)
+            targets[name] = await start(stack, name, f"{name}.log")
         for name, target in targets.items():
             for case in cases:
                 answer = await target.stub.RunFunction(requests[case.label])
@@ -219,21 +217,13 @@ def ratios(results: dict[str, Any], cases: list[Case]) -> dict[str, Any]:
     return table
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _curvature(xs: list[int], rounds: list[list[float]]) -> tuple[list[float], float | None, float]:
     """Each point's median round, the last segment's marginal cost over the first's, and
     the noise that ratio is judged against: the larger of NOISE and the first two points'
     median absolute deviation, relative to their medians. Medians, because a round the
     machine disturbs (another tenant of a shared host) is an outlier, not a measurement."""
-    ys = [_median(r) for r in rounds]
-    deviations = [
-        _median([abs(v - y) for v in r]) / y for r, y in zip(rounds[:2], ys, strict=False)
-    ]
+    ys = [median(r) for r in rounds]
+    deviations = [median([abs(v - y) for v in r]) / y for r, y in zip(rounds[:2], ys, strict=False)]
     noise = max(NOISE, *deviations)
     first = (ys[1] - ys[0]) / (xs[1] - xs[0])
     last = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])

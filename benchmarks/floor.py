@@ -1,4 +1,4 @@
-"""The floor: a function on the same SDK and server options that only looks its answer up.
+"""The floor: a function on the same server and options that only looks its answer up.
 
 It returns, for each request, the response function-cozyplane gave to it (pre-built and
 keyed by the request tag), so it pays for gRPC, TLS, parsing the request and writing the
@@ -17,6 +17,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
 from benchmarks.store import read_cases
+from functions import serving
 
 
 class FloorRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -38,7 +39,7 @@ def main(cases_file: Path, **options: Any) -> None:
     for case in read_cases(cases_file):
         req = fnv1.RunFunctionRequest.FromString(case.request)
         responses[req.meta.tag] = fnv1.RunFunctionResponse.FromString(case.response)
-    sdkcli.run(FloorRunner(responses), **options)
+    serving.run(FloorRunner(responses), **options)
 
 
 if __name__ == "__main__":

@@ -91,13 +91,14 @@ def render_command(
 @sdkcli.standard_options
 def serve(**options: Any) -> None:
     """Serve function-cozyplane over gRPC (mTLS unless --insecure)."""
+    from functions import serving  # noqa: PLC0415
     from functions.runner import FunctionRunner  # noqa: PLC0415
 
     if not options["insecure"] and not options["tls_certs_dir"]:
         raise click.UsageError(
             "give --tls-certs-dir (tls.crt, tls.key, ca.crt) or ask for --insecure"
         )
-    sdkcli.run(FunctionRunner(), **options)
+    serving.run(FunctionRunner(), **options)
 
 
 def _write(files: dict[Path, str], check: bool) -> None:

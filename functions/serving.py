@@ -1,0 +1,117 @@
+"""The gRPC server: the SDK's runtime.serve, with RunFunction taking and giving bytes.
+
+The SDK's generated handler parses a request before the servicer runs and keeps both the
+parsed request and the response until the answer has been sent. Parsed, a request takes
+about five times its wire size (6.4 MiB for the 1.2 MiB request of 100 node groups), so
+16 calls waiting on the network held up to 150 MiB. Here one step parses, runs and
+serialises, and only bytes wait to be sent.
+
+Freed memory is kept for the next call (see keep_freed_memory): glibc hands a large
+request's blocks back to the kernel when they are freed, and faulting them in again cost
+a 100-node-group call 2,000 page faults (16 calls at a time) and a tenth of its CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import signal
+from typing import Any, Protocol
+
+import grpc
+from crossplane.function import logging, runtime
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
+from google.protobuf.message import DecodeError
+from grpc_reflection.v1alpha import reflection
+
+# v1beta1 messages are v1's on the wire (the SDK converts them by reserialising), so one
+# handler serves both, as the SDK does for Crossplane releases before v1.
+SERVICES = tuple(
+    module.DESCRIPTOR.services_by_name["FunctionRunnerService"].full_name
+    for module in (fnv1, fnv1beta1)
+)
+MEBIBYTE = 1024 * 1024
+# mallopt(3) parameters, and what they are set to: blocks up to 4 MiB come from the heap,
+# not mmap, and up to 8 MiB free at its top stay mapped, about what a call on a 1 MiB
+# request frees. Larger settings saved no more CPU and kept more memory when idle.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD, MMAP_THRESHOLD = 8 * MEBIBYTE, 4 * MEBIBYTE
+
+
+class Servicer(Protocol):
+    """A FunctionRunnerService servicer, as the SDK's servers take."""
+
+    async def RunFunction(
+        self, req: fnv1.RunFunctionRequest, context: grpc.aio.ServicerContext | None
+    ) -> fnv1.RunFunctionResponse: ...
+
+
+def handlers(servicer: Servicer) -> list[grpc.GenericRpcHandler]:
+    async def run_function(data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            req = fnv1.RunFunctionRequest.FromString(data)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a RunFunctionRequest")
+        rsp = await servicer.RunFunction(req, context)
+        answer: bytes = rsp.SerializeToString()
+        return answer
+
+    method = {"RunFunction": grpc.unary_unary_rpc_method_handler(run_function)}
+    return [grpc.method_handlers_generic_handler(name, method) for name in SERVICES]
+
+
+def keep_freed_memory() -> bool:
+    """Tune glibc's allocator to reuse freed blocks; False where the C library does not
+    take the settings (musl's mallopt ignores them)."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
+def run(
+    servicer: Servicer,
+    *,
+    debug: bool,
+    address: str,
+    tls_certs_dir: str | None,
+    insecure: bool,
+    max_recv_message_size: int,
+    max_send_message_size: int | None,
+) -> None:
+    """Serve until SIGTERM, with the SDK's standard options (`sdkcli.standard_options`)."""
+    logging.configure(level=logging.Level.DEBUG if debug else logging.Level.INFO)
+    send = max_recv_message_size if max_send_message_size is None else max_send_message_size
+    options = [
+        ("grpc.max_receive_message_length", max_recv_message_size * MEBIBYTE),
+        ("grpc.max_send_message_length", send * MEBIBYTE),
+    ]
+    creds = None if insecure or not tls_certs_dir else runtime.load_credentials(tls_certs_dir)
+    if creds is None and not insecure:
+        raise ValueError("serving needs TLS certificates unless asked to be insecure")
+    keep_freed_memory()
+    asyncio.run(_serve(servicer, address, creds, options))
+
+
+async def _serve(
+    servicer: Servicer,
+    address: str,
+    creds: grpc.ServerCredentials | None,
+    options: list[tuple[str, Any]],
+) -> None:
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers(handlers(servicer))
+    reflection.enable_server_reflection((*SERVICES, reflection.SERVICE_NAME), server)
+    if creds is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, creds)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGTERM,
+        lambda: asyncio.ensure_future(server.stop(grace=runtime.SHUTDOWN_GRACE_PERIOD_SECONDS)),
+    )
+    await server.start()
+    await server.wait_for_termination()

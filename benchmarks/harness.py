@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -228,10 +227,6 @@ async def open_loop(
         tasks.append(asyncio.ensure_future(call(pick(i))))
     await asyncio.gather(*tasks)
     return Run(total, time.monotonic() - begin, server.cpu_seconds() - cpu, latencies)
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
 
 
 def python() -> str:

@@ -94,10 +94,6 @@ def serve(**options: Any) -> None:
     from functions import serving  # noqa: PLC0415
     from functions.runner import FunctionRunner  # noqa: PLC0415
 
-    if not options["insecure"] and not options["tls_certs_dir"]:
-        raise click.UsageError(
-            "give --tls-certs-dir (tls.crt, tls.key, ca.crt) or ask for --insecure"
-        )
     serving.run(FunctionRunner(), **options)
 
 

@@ -18,6 +18,7 @@ import ctypes
 import signal
 from typing import Any, Protocol
 
+import click
 import grpc
 from crossplane.function import logging, runtime
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
@@ -83,17 +84,22 @@ def run(
     max_send_message_size: int | None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, with the SDK's standard options
-    (`sdkcli.standard_options`); --insecure serves plaintext only, whatever certificates
-    are given."""
+    (`sdkcli.standard_options`): mTLS with the certificates in `tls_certs_dir`, or
+    plaintext only when `insecure`, whatever certificates are given."""
     logging.configure(level=logging.Level.DEBUG if debug else logging.Level.INFO)
     send = max_recv_message_size if max_send_message_size is None else max_send_message_size
     options = [
         ("grpc.max_receive_message_length", max_recv_message_size * MEBIBYTE),
         ("grpc.max_send_message_length", send * MEBIBYTE),
     ]
-    creds = None if insecure or not tls_certs_dir else runtime.load_credentials(tls_certs_dir)
-    if creds is None and not insecure:
-        raise ValueError("serving needs TLS certificates unless asked to be insecure")
+    if insecure:
+        creds = None
+    elif tls_certs_dir:
+        creds = runtime.load_credentials(tls_certs_dir)
+    else:
+        raise click.UsageError(
+            "give --tls-certs-dir (tls.crt, tls.key, ca.crt) or ask for --insecure"
+        )
     keep_freed_memory()
     asyncio.run(_serve(servicer, address, creds, options))
 
@@ -106,7 +112,7 @@ async def _serve(
 ) -> None:
     server = grpc.aio.server(options=options)
     server.add_generic_rpc_handlers(handlers(servicer))
-    reflection.enable_server_reflection((*SERVICES, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(runtime.SERVICE_NAMES, server)
     if creds is None:
         server.add_insecure_port(address)
     else:

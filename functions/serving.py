@@ -9,12 +9,18 @@ serialises, and only bytes wait to be sent.
 Freed memory is kept for the next call (see keep_freed_memory): glibc hands a large
 request's blocks back to the kernel when they are freed, and faulting them in again cost
 a 100-node-group call 2,000 page faults (16 calls at a time) and 15% more CPU.
+
+What start-up leaves in the heap is frozen out of the garbage collector (see
+freeze_startup_heap): a call promotes its short-lived objects often enough to trigger
+full collections, and each of those walked some 50,000 objects of modules and schemas
+that live as long as the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import signal
 from typing import Any, Protocol
 
@@ -73,6 +79,14 @@ def keep_freed_memory() -> None:
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
+def freeze_startup_heap() -> None:
+    """Collect what start-up left as garbage, then move every object alive into the
+    collector's permanent generation, which its collections never walk. Cycles made by
+    calls are still found and freed."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(
     servicer: Servicer,
     *,
@@ -125,4 +139,5 @@ async def _serve(
             lambda: asyncio.ensure_future(server.stop(grace=runtime.SHUTDOWN_GRACE_PERIOD_SECONDS)),
         )
     await server.start()
+    freeze_startup_heap()
     await server.wait_for_termination()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,50 @@ config_scalars = (
     | st.integers(-(2**64), 2**64)
     | st.text()
     | st.sampled_from(("yes", "No", "0x1F", "0o17", "1e3", "2026-01-01", "~", "", "null", ".inf"))
+)
+# Names, paths, images and numbers, with every character libyaml treats specially at the
+# start, inside or at the end of plain text, and lengths past the simple-key limit (128)
+# and the narrower width (80).
+config_text = st.text(alphabet="aZ09_./+=%@:-# '\"!&*?,[]{}~|>`\n", max_size=12) | st.sampled_from(
+    (
+        "-",
+        "-a",
+        "a-",
+        "a:",
+        ":a",
+        "a:b",
+        "...",
+        "...a",
+        "..a",
+        "---",
+        "%a",
+        "a%",
+        "@a",
+        "a@b",
+        "=",
+        "+1",
+        "+a",
+        ".5",
+        ".inf",
+        "true",
+        "on",
+        "0x1F",
+        "1_000",
+        "2026-01-01",
+        "~",
+        "",
+        "ghcr.io/siderolabs/kubelet:v1.34.9",
+        "https://kubernetes.tenant.svc:6443",
+        "15%",
+        "MIIB" + "Qm9vdHN0cmFw+/=" * 20,
+        "k" * 128,
+        "k" * 129,
+    )
+)
+config_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | config_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(config_text, inner, max_size=4),
+    max_leaves=30,
 )
 configs = st.recursive(
     config_scalars,
@@ -65,9 +110,50 @@ def test_configuration_events_write_what_pyyaml_writes(
 ) -> None:
     events: list[Event] = []
     text._events(document, events, set(), sort_keys)  # Written from events, not by PyYAML.
+    assert text.emitted(document, sort_keys=sort_keys, width=width) == safe_dump(
+        document, sort_keys=sort_keys, width=width
+    )
+
+
+@settings(max_examples=600, deadline=None)
+@given(document=config_documents, sort_keys=st.booleans(), width=st.sampled_from((80, 1000)))
+def test_configuration_text_writes_what_pyyaml_writes(
+    document: Any, sort_keys: bool, width: int
+) -> None:
     assert to_yaml(document, sort_keys=sort_keys, width=width) == safe_dump(
         document, sort_keys=sort_keys, width=width
     )
+
+
+def test_plain_configuration_is_written_without_the_emitter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*_: Any, **__: Any) -> str:
+        raise AssertionError("written by libyaml's emitter")
+
+    document = {
+        "version": "v1alpha1",
+        "machine": {
+            "type": "worker",
+            "install": {"image": "factory.talos.dev/installer/ce4c98:v1.10.5", "wipe": False},
+            "kubelet": {"image": "ghcr.io/siderolabs/kubelet:v1.34.9", "extraArgs": {}},
+            "nodeLabels": {"node.kubernetes.io/role": "worker", "ready": "true"},
+            "ca": {"crt": "LS0tLS1CRUdJTi" + "Qm9vdHN0cmFw+/=" * 30},
+        },
+        "cluster": {
+            "controlPlane": {"endpoint": "https://kubernetes-prod.tenant-dev.svc:6443"},
+            "network": {"podSubnets": ["10.244.0.0/16"], "dnsDomain": "cluster.local"},
+            "evictionHard": {"memory.available": "15%"},
+            "replicas": 3,
+            "extra": [[1, None], [{"a": "1.5", "b": []}]],
+        },
+    }
+    monkeypatch.setattr(text, "emitted", refuse)
+    for sort_keys in (True, False):
+        for width in (80, 1000):
+            assert to_yaml(document, sort_keys=sort_keys, width=width) == safe_dump(
+                document, sort_keys=sort_keys, width=width
+            )
 
 
 def test_a_value_met_twice_is_an_alias_as_safe_dump_writes_it() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -111,8 +112,99 @@ def _events(data: Any, out: list[Event], seen: set[int], sort_keys: bool) -> Non
         raise _UnusualError
 
 
+# Text libyaml writes as it is, whatever the width: printable ASCII without spaces, quotes,
+# flow indicators, comment marks or a leading indicator ("-", ":", "%", "@"), not "..."
+# (a document end) and not ending in ":" (a key). Keys are simple up to 128 characters.
+_PLAIN = re.compile(r"(?!\.\.\.)[A-Za-z0-9_./+=][A-Za-z0-9_./+=%@:-]*(?<!:)")
+_SIMPLE_KEY = 128
+_WRITTEN: dict[str, str] = {}
+
+
+def _scalar(value: str) -> str:
+    """A string as libyaml writes it in block context: plain, or single-quoted where its
+    plain text would read back as another type ("true", "1.5", "~")."""
+    text = _WRITTEN.get(value)
+    if text is None:
+        if not _PLAIN.fullmatch(value):
+            raise _UnusualError
+        text = value if _implicit(value, (True, False)) == _STR else f"'{value}'"
+        if len(value) <= _SHORT:
+            if len(_WRITTEN) >= _KEPT:
+                _WRITTEN.clear()
+            _WRITTEN[value] = text
+    return text
+
+
+def _inline(value: Any) -> str | None:
+    """A value written on its key's or dash's line; None for a collection with items."""
+    kind = type(value)
+    if kind is str:
+        return _scalar(value)
+    if kind is dict or kind is list:
+        return None if value else ("{}" if kind is dict else "[]")
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        text = str(value)
+        if _implicit(text, (True, False)) != _INT:
+            raise _UnusualError
+        return text
+    if value is None:
+        return "null"
+    raise _UnusualError
+
+
+def _block(data: Any, first: str, indent: str, out: list[str], seen: set[int], sort: bool) -> None:
+    """A non-empty mapping or sequence in block style, as libyaml lays it out: its first
+    line starts with `first` (a parent's dashes), the others with `indent`; a sequence
+    in a mapping is not indented further."""
+    if id(data) in seen:
+        raise _UnusualError
+    seen.add(id(data))
+    lead = first
+    if type(data) is dict:
+        for key, value in sorted(data.items()) if sort else data.items():
+            if type(key) is not str or len(key) > _SIMPLE_KEY:
+                raise _UnusualError
+            text = _inline(value)
+            if text is not None:
+                out.append(f"{lead}{_scalar(key)}: {text}\n")
+            else:
+                out.append(f"{lead}{_scalar(key)}:\n")
+                if type(value) is dict:
+                    _block(value, indent + "  ", indent + "  ", out, seen, sort)
+                else:
+                    _block(value, indent, indent, out, seen, sort)
+            lead = indent
+    else:
+        for value in data:
+            text = _inline(value)
+            if text is not None:
+                out.append(f"{lead}- {text}\n")
+            else:
+                _block(value, lead + "- ", indent + "  ", out, seen, sort)
+            lead = indent
+
+
 def to_yaml(document: Any, *, sort_keys: bool = True, width: int = 80) -> str:
-    """`document` as block YAML, byte for byte as `yaml.dump` with libyaml's safe dumper."""
+    """`document` as block YAML, byte for byte as `yaml.dump` with libyaml's safe dumper.
+
+    Configuration files mostly hold names, paths, images and numbers, which libyaml writes
+    without quoting or folding: those are written here directly. Anything else goes to
+    libyaml's emitter, from the events PyYAML would make."""
+    if document and type(document) in (dict, list):
+        lines: list[str] = []
+        try:
+            _block(document, "", "", lines, set(), sort_keys)
+            return "".join(lines)
+        except _UnusualError:
+            pass
+    return emitted(document, sort_keys=sort_keys, width=width)
+
+
+def emitted(document: Any, *, sort_keys: bool, width: int) -> str:
+    """`document` written by libyaml's emitter: from events made here when it holds only
+    what configuration files hold, else by PyYAML itself."""
     events: list[Event] = []
     try:
         _events(document, events, set(), sort_keys)

@@ -372,18 +372,34 @@ def test_rules_read_only_the_fields_they_name(kind: Kind, data: st.DataObject) -
                 pruned = group.program.execute({"self": group.self_of(value)})
             except (KeyError, ValueError, TypeError, RuntimeError) as err:
                 pruned = type(err)
-            assert pruned == whole, (group.path, group.fields)
+            assert pruned == whole, (group.path, group.reads)
 
 
 def test_rule_fields_are_read_from_the_sources() -> None:
-    def fields(*sources: str) -> frozenset[str] | None:
-        return rules._fields(tuple(rules.Rule((), src, "", None) for src in sources))
+    def reads(*sources: str) -> rules.Reads | None:
+        return rules._reads(tuple(rules.Rule((), src, "", None) for src in sources))
 
-    assert fields("self.a == 1 || has(self.b.c)", "self.d.all(x, x != '')") == frozenset(
-        {"a", "b", "d"}
-    )
-    assert fields("self.a == 1", "self.all(k, k != 'x')") is None
-    assert fields("size(self) < 3") is None
-    assert fields("self.size() < 3") is None
+    assert reads("self.a == 1 || has(self.b.c)", "self.d.all(x, x != '')") == {
+        "a": None,
+        "b": {"c": None},
+        "d": None,
+    }
+    assert reads("self.a.b.startsWith('x')", "self.a.c[0] == self . e . f") == {
+        "a": {"b": None, "c": None},
+        "e": {"f": None},
+    }
+    assert reads("has(self.a.b)", "self.a == {}") == {"a": None}
+    assert reads("self.a == {}", "has(self.a.b)") == {"a": None}
+    assert reads("self.a == 1", "self.all(k, k != 'x')") is None
+    assert reads("size(self) < 3") is None
+    assert reads("self.size() < 3") is None
     (group,) = (g for g in rules._groups(kubernetes.KubernetesSpec) if g.path == ("oidc",))
-    assert group.fields == frozenset({"mode", "customConfig"})
+    assert group.reads == {
+        "mode": None,
+        "customConfig": {"config": None, "secretRef": {"name": None}},
+    }
+    (root,) = (g for g in rules._groups(kubernetes.KubernetesSpec) if g.path == ())
+    assert root.self_of({"version": "v1.33", "controlPlane": {"replicas": 2, "apiServer": {}}}) == {
+        "version": "v1.33",
+        "controlPlane": {"apiServer": {}},
+    }

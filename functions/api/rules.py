@@ -39,6 +39,11 @@ def rules_for(model: type[Model]) -> tuple[Rule, ...]:
     return tuple(_collect(openapi_schema(model), ()))
 
 
+# The fields of `self` a group of rules reads, as a tree: each name maps to the fields read
+# under it, or to None where the value is read whole.
+Reads = dict[str, "Reads | None"]
+
+
 @dataclass(frozen=True)
 class _Group:
     """The rules on one schema node, also compiled as one list: CEL converts `self` once."""
@@ -46,30 +51,48 @@ class _Group:
     path: tuple[str, ...]
     rules: tuple[Rule, ...]
     program: Any
-    fields: frozenset[str] | None
-    """The fields of `self` the rules read; None when one reads `self` as a whole."""
+    reads: Reads | None
+    """What of `self` the rules read; None when one reads `self` as a whole."""
 
     def self_of(self, value: Any) -> Any:
-        # Converting `self` into CEL values is most of a rule's cost; fields no rule names
+        # Converting `self` into CEL values is most of a rule's cost; fields no rule reads
         # cannot change an outcome.
-        if self.fields is None or not isinstance(value, dict):
-            return value
-        return {k: value[k] for k in self.fields if k in value}
+        return value if self.reads is None else _project(value, self.reads)
 
 
-# `self.name` not followed by a call: `self.all(...)` or `self.size()` read all of `self`.
-_FIELD = re.compile(r"\bself\.(\w+)\b(?!\s*\()")
-_SELF = re.compile(r"\bself\b")
+def _project(value: Any, reads: Reads) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {
+        name: value[name] if under is None else _project(value[name], under)
+        for name, under in reads.items()
+        if name in value
+    }
 
 
-def _fields(rules: tuple[Rule, ...]) -> frozenset[str] | None:
-    names: set[str] = set()
+# `self`, the fields selected from it, and whether the last name is a call: `self.a.all(`
+# and `self.a.startsWith(` read all of `self.a`, `self.size()` all of `self`.
+_SELECT = re.compile(r"\bself((?:\s*\.\s*\w+)*)(\s*\()?")
+
+
+def _reads(rules: tuple[Rule, ...]) -> Reads | None:
+    reads: Reads = {}
     for rule in rules:
-        found = _FIELD.findall(rule.source)
-        if len(found) != len(_SELF.findall(rule.source)):
-            return None
-        names.update(found)
-    return frozenset(names)
+        for chain, call in _SELECT.findall(rule.source):
+            names = [name.strip() for name in chain.split(".")[1:]]
+            if call:
+                names = names[:-1]
+            if not names:
+                return None
+            node = reads
+            for name in names[:-1]:
+                under = node.setdefault(name, {})
+                if under is None:  # Already read whole.
+                    break
+                node = under
+            else:
+                node[names[-1]] = None
+    return reads
 
 
 @cache
@@ -82,7 +105,7 @@ def _groups(model: type[Model]) -> tuple[_Group, ...]:
             path,
             tuple(rules),
             compile_rule("[" + ", ".join(f"({r.source})" for r in rules) + "]"),
-            _fields(tuple(rules)),
+            _reads(tuple(rules)),
         )
         for path, rules in by_path.items()
     )

@@ -11,23 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 from crossplane.function import cli as sdkcli
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+from google.protobuf.message import DecodeError
 
 from benchmarks.store import read_cases
 from functions import serving
 
 
-class FloorRunner(grpcv1.FunctionRunnerServiceServicer):
+class FloorRunner:
+    """Parses the request, as a function on the SDK does, and serialises its answer."""
+
     def __init__(self, responses: dict[str, fnv1.RunFunctionResponse]) -> None:
         self.responses = responses
 
-    async def RunFunction(
-        self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None
-    ) -> fnv1.RunFunctionResponse:
-        return self.responses[req.meta.tag]
+    def run_wire(self, request: bytes) -> bytes:
+        try:
+            req = fnv1.RunFunctionRequest.FromString(request)
+        except DecodeError as err:
+            raise serving.NotARequestError(str(err)) from err
+        answer: bytes = self.responses[req.meta.tag].SerializeToString()
+        return answer
 
 
 @click.command()

@@ -10,6 +10,13 @@
  * Value     { null_value = 1 (varint); number_value = 2 (double); string_value = 3;
  *             bool_value = 4 (varint); struct_value = 5; list_value = 6; }   (a oneof)
  * ListValue { repeated Value values = 1; }
+ *
+ * Requests and responses are split and joined around the composed objects, so that upb
+ * parses and serialises only the rest (see split_request and encode_resources):
+ * RunFunctionRequest  { observed = 2 (State); ... }
+ * RunFunctionResponse { desired = 2 (State); ... }
+ * State    { composite = 1 (Resource); map<string, Resource> resources = 2; }
+ * Resource { Struct resource = 1; connection_details = 2; ready = 3 (enum); }
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,6 +33,11 @@ enum {
     BOOL = 0x20,
     STRUCT = 0x2a,
     LIST = 0x32,
+    STATE = 0x12,     /* RunFunctionRequest.observed, RunFunctionResponse.desired */
+    COMPOSITE = 0x0a, /* State.composite */
+    RESOURCES = 0x12, /* State.resources */
+    RESOURCE = 0x0a,  /* Resource.resource */
+    READY = 0x18,     /* Resource.ready */
 };
 
 /* ---- encoding ---- */
@@ -213,6 +225,51 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return out;
 }
 
+/* encode_resources(items, plain): the bytes of a RunFunctionResponse whose desired state
+ * holds only `items`, (name, object, ready) each, and nothing for no items: upb reads them
+ * as a merge into the response they are appended to. */
+static PyObject *encode_resources(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "encode_resources(items: list, plain: callable)");
+        return NULL;
+    }
+    PyObject *items = args[0], *plain = args[1];
+    if (PyList_GET_SIZE(items) == 0) return PyBytes_FromStringAndSize(NULL, 0);
+    Writer w = {PyMem_Malloc(16384), 16384, 16384};
+    if (w.buf == NULL) return PyErr_NoMemory();
+    PyObject *out = NULL;
+    for (Py_ssize_t i = PyList_GET_SIZE(items) - 1; i >= 0; i--) {
+        if (i >= PyList_GET_SIZE(items)) {
+            PyErr_SetString(PyExc_RuntimeError, "list changed size during encoding");
+            goto done;
+        }
+        PyObject *item = PyList_GET_ITEM(items, i), *name, *body;
+        int ready;
+        if (!PyTuple_CheckExact(item) || !PyArg_ParseTuple(item, "UO!i", &name, &PyDict_Type,
+                                                           &body, &ready)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "an item is a (str, dict, int) tuple");
+            goto done;
+        }
+        Py_INCREF(name);
+        Py_INCREF(body);
+        /* Written back to front: ready, then the object, then the entry's key. */
+        Py_ssize_t entry = written(&w);
+        int rc = put_varint(&w, (uint64_t)ready) < 0 || put_byte(&w, READY) < 0;
+        Py_ssize_t object = written(&w);
+        rc = rc || put_struct(&w, body, plain) < 0 || put_prefix(&w, object, RESOURCE) < 0 ||
+             put_prefix(&w, entry, VALUE) < 0 || put_string(&w, name, KEY) < 0 ||
+             put_prefix(&w, entry, RESOURCES) < 0;
+        Py_DECREF(name);
+        Py_DECREF(body);
+        if (rc) goto done;
+    }
+    if (put_prefix(&w, 0, STATE) == 0) out = PyBytes_FromStringAndSize(w.buf + w.pos, written(&w));
+done:
+    PyMem_Free(w.buf);
+    return out;
+}
+
 /* ---- decoding ---- */
 
 typedef struct {
@@ -300,7 +357,7 @@ static PyObject *METADATA, *MANAGED_FIELDS;
 
 /* A Struct as a dict. `object`: the top level of a Kubernetes object, whose metadata is
  * read without managedFields: nothing reads them, and they are much of an object. */
-static PyObject *get_struct(Reader *r, int object, PyObject *omit) {
+static PyObject *get_struct(Reader *r, int object, PyObject *omit, PyObject *keep) {
     PyObject *dict = PyDict_New();
     if (dict == NULL) return NULL;
     while (r->p < r->end) {
@@ -327,6 +384,14 @@ static PyObject *get_struct(Reader *r, int object, PyObject *omit) {
         if (omit != NULL && PyUnicode_Compare(k, omit) == 0) {
             Py_DECREF(k);
             continue;
+        }
+        if (keep != NULL) {
+            int kept = PySet_Contains(keep, k);
+            if (kept <= 0) {
+                Py_DECREF(k);
+                if (kept < 0) goto fail;
+                continue;
+            }
         }
         int metadata = object && PyUnicode_Compare(k, METADATA) == 0;
         PyObject *v = value.p == NULL ? Py_NewRef(Py_None) : get_value(&value, metadata);
@@ -404,7 +469,7 @@ static PyObject *get_value(Reader *r, int metadata) {
             if (get_bytes(r, &field) < 0) goto fail;
             if (Py_EnterRecursiveCall(" while decoding a Struct")) goto fail;
             v = tag == LIST ? get_list(&field)
-                            : get_struct(&field, 0, metadata ? MANAGED_FIELDS : NULL);
+                            : get_struct(&field, 0, metadata ? MANAGED_FIELDS : NULL, NULL);
             Py_LeaveRecursiveCall();
             break;
         default:
@@ -420,12 +485,162 @@ fail:
     return NULL;
 }
 
-static PyObject *decode(PyObject *module, PyObject *arg) {
+static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *keep = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    if (nargs < 1 || nargs > 2 || (keep != NULL && !PyFrozenSet_CheckExact(keep))) {
+        PyErr_SetString(PyExc_TypeError, "decode(data, keep: frozenset | None = None)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {view.buf, (const uint8_t *)view.buf + view.len};
+    PyObject *out = get_struct(&r, 1, NULL, keep);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* ---- requests ---- */
+
+static int bad_request(void) {
+    PyErr_SetString(PyExc_ValueError, "malformed RunFunctionRequest bytes");
+    return -1;
+}
+
+/* Append the bytes of `field` to `*acc`, a bytes object of its own (new on first use). */
+static int append(PyObject **acc, const Reader *field) {
+    Py_ssize_t n = field->end - field->p;
+    if (*acc == NULL) {
+        *acc = PyBytes_FromStringAndSize((const char *)field->p, n);
+        return *acc == NULL ? -1 : 0;
+    }
+    Py_ssize_t have = PyBytes_GET_SIZE(*acc);
+    if (_PyBytes_Resize(acc, have + n) < 0) return -1;
+    memcpy(PyBytes_AS_STRING(*acc) + have, field->p, n);
+    return 0;
+}
+
+/* One observed.resources entry: its name and its Resource's object, the Struct's bytes
+ * (repeated fields concatenated, which upb reads as a merge), left for decode to read
+ * when a service reads them. The last entry of a name wins, as in any protobuf map. */
+static int split_entry(Reader entry, PyObject *objects) {
+    Reader key = {NULL, NULL}, value, field;
+    PyObject *object = NULL;
+    while (entry.p < entry.end) {
+        uint64_t tag;
+        if (get_varint(&entry, &tag) < 0) goto bad;
+        if (tag == KEY) {
+            if (get_bytes(&entry, &key) < 0) goto bad;
+        } else if (tag == VALUE) {
+            if (get_bytes(&entry, &value) < 0) goto bad;
+            while (value.p < value.end) {
+                if (get_varint(&value, &tag) < 0) goto bad;
+                if (tag == RESOURCE) {
+                    if (get_bytes(&value, &field) < 0) goto bad;
+                    if (append(&object, &field) < 0) goto fail;
+                } else if ((tag >> 3) == 0 || skip(&value, tag) < 0) {
+                    goto bad;
+                }
+            }
+        } else if ((tag >> 3) == 0 || skip(&entry, tag) < 0) {
+            goto bad;
+        }
+    }
+    if (object == NULL && (object = PyBytes_FromStringAndSize(NULL, 0)) == NULL) return -1;
+    PyObject *name = key.p == NULL ? PyUnicode_New(0, 0)
+                                   : PyUnicode_DecodeUTF8((const char *)key.p,
+                                                          key.end - key.p, NULL);
+    int rc = name == NULL ? -1 : PyDict_SetItem(objects, name, object);
+    Py_XDECREF(name);
+    Py_DECREF(object);
+    return rc;
+bad:
+    bad_request();
+fail:
+    Py_XDECREF(object);
+    return -1;
+}
+
+/* split_request(data): (the request without its observed composed objects, {name: the
+ * object's Struct bytes}). */
+static PyObject *split_request(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Reader r = {view.buf, (const uint8_t *)view.buf + view.len};
-    PyObject *out = get_struct(&r, 1, NULL);
+    Reader r = {view.buf, (const uint8_t *)view.buf + view.len}, field;
+    PyObject *objects = PyDict_New(), *rest = NULL, *state = NULL, *out = NULL;
+    int observed = 0;
+    if (objects == NULL) goto done;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        uint64_t tag;
+        if (get_varint(&r, &tag) < 0) {
+            bad_request();
+            goto done;
+        }
+        if (tag != STATE) {
+            if ((tag >> 3) == 0 || skip(&r, tag) < 0) {
+                bad_request();
+                goto done;
+            }
+            Reader whole = {start, r.p};
+            if (append(&rest, &whole) < 0) goto done;
+            continue;
+        }
+        if (get_bytes(&r, &field) < 0) {
+            bad_request();
+            goto done;
+        }
+        observed = 1;
+        /* The observed state: its composite (and anything else) stays for upb to parse. */
+        while (field.p < field.end) {
+            const uint8_t *at = field.p;
+            Reader entry;
+            if (get_varint(&field, &tag) < 0) {
+                bad_request();
+                goto done;
+            }
+            if (tag == RESOURCES) {
+                if (get_bytes(&field, &entry) < 0) {
+                    bad_request();
+                    goto done;
+                }
+                if (split_entry(entry, objects) < 0) goto done;
+                continue;
+            }
+            if ((tag >> 3) == 0 || skip(&field, tag) < 0) {
+                bad_request();
+                goto done;
+            }
+            Reader kept = {at, field.p};
+            if (append(&state, &kept) < 0) goto done;
+        }
+    }
+    if (observed) {
+        /* Re-framed as one observed field after the rest: upb merges repeated fields. */
+        uint8_t prefix[11];
+        Py_ssize_t n = state == NULL ? 0 : PyBytes_GET_SIZE(state), len = 0;
+        uint64_t v = (uint64_t)n;
+        prefix[len++] = STATE;
+        do {
+            prefix[len] = v & 0x7f;
+            v >>= 7;
+            if (v) prefix[len] |= 0x80;
+            len++;
+        } while (v);
+        Reader p = {prefix, prefix + len};
+        if (append(&rest, &p) < 0) goto done;
+        if (state != NULL) {
+            Reader body = {(const uint8_t *)PyBytes_AS_STRING(state),
+                           (const uint8_t *)PyBytes_AS_STRING(state) + n};
+            if (append(&rest, &body) < 0) goto done;
+        }
+    }
+    if (rest == NULL && (rest = PyBytes_FromStringAndSize(NULL, 0)) == NULL) goto done;
+    out = PyTuple_Pack(2, rest, objects);
+done:
     PyBuffer_Release(&view);
+    Py_XDECREF(objects);
+    Py_XDECREF(rest);
+    Py_XDECREF(state);
     return out;
 }
 
@@ -433,9 +648,15 @@ static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(data, plain): the Struct of `data` as wire bytes; `plain` converts values of "
      "other than the JSON types."},
-    {"decode", decode, METH_O,
-     "decode(data): a Kubernetes object from Struct wire bytes, without "
-     "metadata.managedFields."},
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
+     "decode(data, keep=None): a Kubernetes object from Struct wire bytes, without "
+     "metadata.managedFields; only the top-level fields in `keep` when given."},
+    {"encode_resources", (PyCFunction)(void (*)(void))encode_resources, METH_FASTCALL,
+     "encode_resources(items, plain): a RunFunctionResponse whose desired state holds the "
+     "(name, object, ready) items."},
+    {"split_request", split_request, METH_O,
+     "split_request(data): the RunFunctionRequest without its observed composed objects, "
+     "and those objects' Struct bytes by name."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -12,6 +11,7 @@ from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2
+from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from functions import _wire
@@ -30,6 +30,7 @@ from functions.services.base import (
     Required,
     StateError,
 )
+from functions.serving import NotARequestError
 
 # Fields Crossplane adds to a legacy composite's spec; they are not part of our API.
 CROSSPLANE_SPEC_FIELDS = frozenset(
@@ -54,6 +55,7 @@ TTL_SETTLED = datetime.timedelta(minutes=5)
 TTL_WAITING = datetime.timedelta(seconds=15)
 CONDITION = "Available"
 MAX_LISTED = 5
+STATE_KEYS = frozenset(STATE_FIELDS)
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -62,6 +64,9 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     def __init__(self, passwords: PasswordSource = random_password) -> None:
         self.passwords = passwords
         self.log = logging.get_logger()
+
+    def run_wire(self, request: bytes) -> bytes:
+        return run_wire(request, self.passwords, self.log)
 
     async def RunFunction(
         self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None
@@ -76,69 +81,12 @@ def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     return _wire.decode(struct.SerializeToString())
 
 
-class _View(Mapping[str, Any]):
-    """A Struct read as a mapping, each value converted when first read.
-
-    Readiness rules and the shape check read a few fields of an object's metadata and
-    status; converting the rest of an operator's status was most of a call's cost.
-    """
-
-    __slots__ = ("_fields", "_read")
-
-    def __init__(self, struct: struct_pb2.Struct) -> None:
-        self._fields = struct.fields
-        self._read: dict[str, Any] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._read:
-            return self._read[key]
-        if key not in self._fields:  # Indexing a Struct's map would add the key.
-            raise KeyError(key)
-        value = self._read[key] = _lazy(self._fields[key])
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self._fields else default
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._fields
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields)
-
-    def __len__(self) -> int:
-        return len(self._fields)
-
-
-def _lazy(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "struct_value":
-        return _View(value.struct_value)
-    if kind == "list_value":
-        return [_lazy(v) for v in value.list_value.values]
-    if kind == "number_value":
-        return value.number_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
-
-
-def _state(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """What readiness reads of an object (STATE_FIELDS), converted as it is read."""
-    fields = struct.fields
-    return {k: _lazy(fields[k]) for k in STATE_FIELDS if k in fields}
-
-
 _JSON_BASES = (str, bool, int, float, list)
 
 
 def _plain(value: Any) -> Any:
-    """What the wire codec cannot encode itself, as the JSON value it stands for: observed
-    state read through a _View as a dict, a subclass (an enum) as its base type."""
-    if isinstance(value, Mapping):
-        return dict(value)
+    """What the wire codec cannot encode itself, as the JSON value it stands for: a subclass
+    (an enum) as its base type."""
     base = next((t for t in _JSON_BASES if isinstance(value, t)), None)
     if base is None:
         raise TypeError(f"cannot encode a {type(value).__name__}")
@@ -159,51 +107,90 @@ def _field_errors(err: ValidationError, root: str) -> str:
     return "; ".join(sorted(parts))
 
 
+def run_wire(request: bytes, passwords: PasswordSource, log: Any) -> bytes:
+    """The answer to a RunFunctionRequest, both as wire bytes.
+
+    upb parses and serialises only what is not a composed object. Observed objects stay
+    bytes until a service reads them (functions/_wire.c decodes only the fields it asks
+    for); desired objects are encoded straight into the response's bytes. upb's parse
+    of a Kubernetes claim's whole request alone took 0.45 ms. Raises
+    NotARequestError for bytes that are not a request.
+    """
+    try:
+        rest, objects = _wire.split_request(request)
+        req = fnv1.RunFunctionRequest.FromString(rest)
+    except (ValueError, DecodeError) as err:
+        raise NotARequestError(str(err)) from err
+    rsp = response.to(req, ttl=TTL_SETTLED)
+    composed = _respond(req, objects, rsp, passwords, log)
+    answer: bytes = rsp.SerializeToString()
+    return answer + composed
+
+
 def run(
     req: fnv1.RunFunctionRequest, passwords: PasswordSource, log: Any
 ) -> fnv1.RunFunctionResponse:
-    rsp = response.to(req, ttl=TTL_SETTLED)
-    kind, name = _identity(req.observed.composite.resource)
-    log = log.bind(tag=req.meta.tag, kind=kind, name=name)
-    try:
-        outcome = _compose(req, passwords)
-    except StateError as err:
-        response.fatal(rsp, f"cannot compose {kind} {name}: {err}")
-        return rsp
-    except ComposeError as err:
-        response.fatal(rsp, f"invalid {kind or 'composite'} {name}: {err}")
-        return rsp
-    except Exception as err:  # A bug must become a Fatal result, not a gRPC error.
-        found = _malformed(req)
-        if found is not None:  # A readiness rule tripped on a field of a broken object.
-            log.info("malformed observed or required object", problem=str(found))
-            response.fatal(rsp, f"cannot compose {kind} {name}: {found}")
-            return rsp
-        log.exception("compose failed")
-        response.fatal(rsp, f"cannot compose {kind} {name}: internal error ({type(err).__name__})")
-        return rsp
-    _encode(outcome, rsp)
-    log.debug("composed", resources=len(outcome.resources), waiting=len(outcome.waiting))
+    """run_wire for a parsed request (render, tests): the same answer, parsed."""
+    answer = run_wire(req.SerializeToString(), passwords, log)
+    rsp: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(answer)
     return rsp
 
 
-def _malformed(req: fnv1.RunFunctionRequest) -> StateError | None:
+def _respond(
+    req: fnv1.RunFunctionRequest,
+    objects: dict[str, bytes],
+    rsp: fnv1.RunFunctionResponse,
+    passwords: PasswordSource,
+    log: Any,
+) -> bytes:
+    """Fill `rsp` with the outcome; returns the desired objects' bytes to append to it."""
+    kind, name = _identity(req.observed.composite.resource)
+    log = log.bind(tag=req.meta.tag, kind=kind, name=name)
+    try:
+        outcome = _compose(req, objects, passwords)
+    except StateError as err:
+        response.fatal(rsp, f"cannot compose {kind} {name}: {err}")
+        return b""
+    except ComposeError as err:
+        response.fatal(rsp, f"invalid {kind or 'composite'} {name}: {err}")
+        return b""
+    except Exception as err:  # A bug must become a Fatal result, not a gRPC error.
+        found = _malformed(req, objects)
+        if found is not None:  # A readiness rule tripped on a field of a broken object.
+            log.info("malformed observed or required object", problem=str(found))
+            response.fatal(rsp, f"cannot compose {kind} {name}: {found}")
+            return b""
+        log.exception("compose failed")
+        response.fatal(rsp, f"cannot compose {kind} {name}: internal error ({type(err).__name__})")
+        return b""
+    composed = _encode(outcome, rsp)
+    log.debug("composed", resources=len(outcome.resources), waiting=len(outcome.waiting))
+    return composed
+
+
+def _malformed(req: fnv1.RunFunctionRequest, objects: dict[str, bytes]) -> StateError | None:
     """The first observed or required object of an impossible type, in name order."""
     try:
-        _observed(req).check()
+        _observed(objects).check()
         _required(req).check()
     except StateError as err:
         return err
     return None
 
 
-def _observed(req: fnv1.RunFunctionRequest) -> Observed:
-    resources = req.observed.resources
+def _observed(objects: dict[str, bytes]) -> Observed:
     return Observed(
-        resources.keys(),
-        lambda key: _dict(resources[key].resource),
-        lambda key: _state(resources[key].resource),
+        objects.keys(),
+        lambda key: _decoded(objects, key, None),
+        lambda key: _decoded(objects, key, STATE_KEYS),
     )
+
+
+def _decoded(objects: dict[str, bytes], key: str, keep: frozenset[str] | None) -> dict[str, Any]:
+    try:
+        return _wire.decode(objects[key], keep)
+    except ValueError as err:  # Left undecoded by split_request until read.
+        raise StateError("", f"observed resource {key!r}: {err}") from err
 
 
 def _required(req: fnv1.RunFunctionRequest) -> Required:
@@ -223,7 +210,9 @@ def _identity(xr: struct_pb2.Struct) -> tuple[str, str]:
     return kind, metadata["name"].string_value if "name" in metadata else ""
 
 
-def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome:
+def _compose(
+    req: fnv1.RunFunctionRequest, objects: dict[str, bytes], passwords: PasswordSource
+) -> Outcome:
     xr = _dict(req.observed.composite.resource)
     kind_name = xr.get("kind", "")
     kind = BY_COMPOSITE.get(kind_name) if isinstance(kind_name, str) else None
@@ -265,16 +254,22 @@ def _compose(req: fnv1.RunFunctionRequest, passwords: PasswordSource) -> Outcome
         and len(composite.claim_name) <= kind.name_max_length
     ):
         raise ComposeError("metadata.name", f"{composite.claim_name!r}: {kind.name_rule}")
-    ctx = Context(composite, _observed(req), _required(req), config, passwords)
+    ctx = Context(composite, _observed(objects), _required(req), config, passwords)
     return COMPOSERS[kind.composite](spec, ctx)
 
 
-def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> None:
+def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> bytes:
+    """Write the outcome into `rsp`, but for the desired objects: returns their bytes."""
+    items: list[tuple[str, dict[str, Any], int]] = []
     for key, desired in outcome.resources.items():
-        target = rsp.desired.resources[key]
-        target.resource.Clear()
-        _write(target.resource, desired.body)
-        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+        ready: int = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+        if key in rsp.desired.resources:  # From an earlier step: keep what it set beside.
+            target = rsp.desired.resources[key]
+            target.resource.Clear()
+            _write(target.resource, desired.body)
+            target.ready = ready
+        else:
+            items.append((key, desired.body, ready))
     composite = rsp.desired.composite.resource
     if "status" in composite.fields:
         del composite.fields["status"]  # Replaced, not merged, as Struct.update would.
@@ -311,3 +306,4 @@ def _encode(outcome: Outcome, rsp: fnv1.RunFunctionResponse) -> None:
     if outcome.ready is not None:
         rsp.desired.composite.ready = fnv1.READY_TRUE if outcome.ready else fnv1.READY_FALSE
     rsp.conditions.append(condition)
+    return _wire.encode_resources(items, _plain)

@@ -254,7 +254,7 @@ def test_desired_values_encode_as_the_sdk_encodes_them() -> None:
         runner._write(ours, {"x": {1}})
 
 
-def test_observed_state_is_read_as_the_sdk_converts_it_and_left_unchanged() -> None:
+def test_observed_state_is_the_sdks_conversion_without_spec_or_managed_fields() -> None:
     obj = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -262,16 +262,50 @@ def test_observed_state_is_read_as_the_sdk_converts_it_and_left_unchanged() -> N
         "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}, "n": 2.0, "ok": True},
         "spec": {"type": "LoadBalancer"},
     }
-    struct = resource.dict_to_struct(obj)
-    before = struct.SerializeToString(deterministic=True)
-    state = runner._state(struct)
-    assert set(state) == {"apiVersion", "kind", "metadata", "status"}
-    status = state["status"]
-    assert status.get("missing") is None
-    assert "missing" not in status
-    with pytest.raises(KeyError):
-        status["missing"]
-    assert status["loadBalancer"]["ingress"][0]["ip"] == "10.0.0.1"
-    assert dict(status) == resource.struct_to_dict(struct)["status"]
-    assert len(state["metadata"]) == 3
-    assert struct.SerializeToString(deterministic=True) == before  # Reading adds no keys.
+    wire = resource.dict_to_struct(obj).SerializeToString()
+    objects = {"svc": wire}
+    observed = runner._observed(objects)
+    state = observed.state("svc")
+    assert state == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "labels": {"a": "b"}},
+        "status": resource.struct_to_dict(resource.dict_to_struct(obj))["status"],
+    }
+    assert observed.get("svc") == state | {"spec": {"type": "LoadBalancer"}}
+    assert objects == {"svc": wire}
+
+
+def test_an_object_an_earlier_step_desired_keeps_what_that_step_set_beside_it() -> None:
+    req = request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None)
+    req.desired.resources["cluster"].resource.update({"kind": "Placeholder"})
+    req.desired.resources["cluster"].connection_details["password"] = b"from-a-step"
+    req.desired.resources["other"].resource.update({"kind": "ConfigMap"})
+    rsp = runner.run(req, counter_passwords(), logging.get_logger())
+    plain = runner.run(
+        request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None),
+        counter_passwords(),
+        logging.get_logger(),
+    )
+    cluster = rsp.desired.resources["cluster"]
+    assert cluster.resource == plain.desired.resources["cluster"].resource
+    assert cluster.connection_details["password"] == b"from-a-step"
+    assert cluster.ready == plain.desired.resources["cluster"].ready
+    assert resource.struct_to_dict(rsp.desired.resources["other"].resource) == {"kind": "ConfigMap"}
+    assert set(rsp.desired.resources) == set(plain.desired.resources) | {"other"}
+
+
+def test_an_observed_object_that_does_not_decode_is_fatal_naming_it() -> None:
+    req = request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None)
+    broken = b"\x0a\x05\x0a\x01s\x12\x09"  # A Struct entry whose value runs past the end.
+    entry = b"\x0a\x07cluster\x12" + bytes([len(broken) + 2]) + b"\x0a" + bytes([len(broken)])
+    wire = req.SerializeToString() + b"\x12" + bytes([len(entry) + len(broken) + 2])
+    wire += b"\x12" + bytes([len(entry) + len(broken)]) + entry + broken
+    answer = fnv1.RunFunctionResponse.FromString(
+        runner.run_wire(wire, counter_passwords(), logging.get_logger())
+    )
+    name = req.observed.composite.resource["metadata"]["name"]
+    assert fatal(answer) == (
+        f"cannot compose XPostgres {name}: observed resource 'cluster': "
+        "malformed google.protobuf.Struct bytes"
+    )

@@ -61,11 +61,11 @@ class Observed:
     """Observed composed resources by composition-resource name, converted on first read.
 
     An object a service reads whole (`get`: Secrets, the objects data guards compare) is
-    checked when first read. Readiness needs only an object's metadata and status
-    (`state`), which the runner converts field by field as rules read them: converting
-    and checking every observed object in full was most of a call's cost. A state field
-    of an impossible type can only mislead readiness; when a rule trips on one, the
-    runner names it (functions/runner.py).
+    checked when first read. Readiness needs only an object's apiVersion, kind, metadata
+    and status (`state`), which the runner decodes alone, unchecked: converting and
+    checking every observed object in full was most of a call's cost. A state field of
+    an impossible type can only mislead readiness; when a rule trips on one, the runner
+    names it (functions/runner.py).
     """
 
     def __init__(

@@ -25,6 +25,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from pydantic.alias_generators import to_snake
 
+from functions import _wire
 from functions.api.kinds import API_VERSION, Kind
 from functions.api.schema import openapi_schema
 from functions.domain.quantity import MAX_MAGNITUDE, QUANTITY_PATTERN, helm_to_float
@@ -584,7 +585,8 @@ class Harness:
         elif message is not None and INTERNAL in message:
             STATS.crashes += 1
             try:  # Show the bug's traceback, which the runner only logs.
-                _compose(wire, counter_passwords())
+                rest, objects = _wire.split_request(wire.SerializeToString())
+                _compose(fnv1.RunFunctionRequest.FromString(rest), objects, counter_passwords())
             except Exception as err:
                 raise CrashError(message) from err
             raise CrashError(message)

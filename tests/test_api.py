@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from functions.api import kubernetes, manifests, mariadb, postgres, rabbitmq, rules, tenant
+from functions.api import kubernetes, manifests, mariadb, postgres, rabbitmq, rules, tenant, vpn
 from functions.api.common import MODEL_CHECKED, Keys
 from functions.api.kinds import KINDS, POSTGRES, TENANT, Kind
 from functions.cli import main
@@ -289,6 +289,7 @@ KEY_RULES = {
     "MariaDB": mariadb.DATABASE_KEYS,
     "RabbitMQ": rabbitmq.VHOST_KEYS,
     "Kubernetes": kubernetes.NODE_GROUP_KEYS,
+    "VPN": vpn.USER_KEYS,
 }
 ALL_KEY_RULES = (
     *KEY_RULES.values(),
@@ -309,6 +310,8 @@ ALL_KEY_RULES = (
         ("RabbitMQ", "my/vhost"),
         ("Kubernetes", "Bad_Name"),
         ("Kubernetes", "g" * 41),
+        ("VPN", "alice smith"),
+        ("VPN", "u" * 254),
     ],
 )
 def test_bad_map_keys_are_refused_by_the_xrd_and_the_model(

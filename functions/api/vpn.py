@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from functions.api.common import Model, Resources, ResourcesPreset, cel, with_rules
+from functions.api.common import Keys, Model, Resources, ResourcesPreset, with_rules
 from functions.domain.addresses import IP_PATTERN
 
-USER = r"^[-._a-zA-Z0-9]{1,253}$"
+USER_KEYS = Keys(
+    "users",
+    r"^[-._a-zA-Z0-9]{1,253}$",
+    "users keys must be letters, digits, '-', '_' or '.' (they are Secret keys)",
+)
 # A DNS name or an IP address; IPv6 addresses are bracketed in the URLs.
 HOST = r"^$|^[a-zA-Z0-9]([-a-zA-Z0-9.]{0,251}[a-zA-Z0-9])?$|^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$"
 MAX_USERS = 128
@@ -28,12 +32,7 @@ class VPNUser(Model):
 class VPNSpec(Model):
     """An Outline (Shadowsocks) VPN server."""
 
-    model_config = with_rules(
-        cel(
-            f"self.users.all(u, u.matches('{USER}'))",
-            "users keys must be letters, digits, '-', '_' or '.' (they are Secret keys)",
-        ),
-    )
+    model_config = with_rules(USER_KEYS.rule())
 
     replicas: int = Field(2, ge=1, le=32)
     """Number of VPN server replicas."""
@@ -44,7 +43,9 @@ class VPNSpec(Model):
     """Keep client addresses (externalTrafficPolicy Local) on the LoadBalancer Service."""
     host: str = Field("", max_length=253, pattern=HOST)
     """Host written in the access URLs; empty means <release>.<tenant host>."""
-    users: dict[str, VPNUser] = Field(default_factory=dict, max_length=MAX_USERS)
+    users: dict[Annotated[str, AfterValidator(USER_KEYS)], VPNUser] = Field(
+        default_factory=dict, max_length=MAX_USERS
+    )
     """Users, each with an access URL in the Secret <release>-urls."""
     external_ips: list[IP] = Field(
         default_factory=list, max_length=MAX_EXTERNAL_IPS, alias="externalIPs"

@@ -508,14 +508,17 @@ static int bad_request(void) {
 
 /* Append the bytes of `field` to `*acc`, a bytes object of its own (new on first use). */
 static int append(PyObject **acc, const Reader *field) {
-    Py_ssize_t n = field->end - field->p;
+    Py_ssize_t n = field->end - field->p, have = 0;
     if (*acc == NULL) {
-        *acc = PyBytes_FromStringAndSize((const char *)field->p, n);
-        return *acc == NULL ? -1 : 0;
+        /* Made without its bytes, so that it is not CPython's shared one-byte object,
+         * which cannot be resized. */
+        *acc = PyBytes_FromStringAndSize(NULL, n);
+        if (*acc == NULL) return -1;
+    } else {
+        have = PyBytes_GET_SIZE(*acc);
+        if (_PyBytes_Resize(acc, have + n) < 0) return -1;
     }
-    Py_ssize_t have = PyBytes_GET_SIZE(*acc);
-    if (_PyBytes_Resize(acc, have + n) < 0) return -1;
-    memcpy(PyBytes_AS_STRING(*acc) + have, field->p, n);
+    if (n) memcpy(PyBytes_AS_STRING(*acc) + have, field->p, n);
     return 0;
 }
 

@@ -280,6 +280,10 @@ def test_split_objects_merge_and_replace_as_protobuf_reads_them() -> None:
     b = sdk_struct({"b": 2, "a": 3}).SerializeToString()
     state = entry(b"x", a) + entry(b"x", b) + entry(b"y", a, b) + entry(b"", a)
     wire = b"\x12" + _varint(len(state)) + state
+    # Objects of one byte and none, then more: bytes are kept as they come, to decode later.
+    odd = entry(b"z", b"\x08", b"", a) + entry(b"e", b"", a)
+    _, kept = _wire.split_request(b"\x12" + _varint(len(odd)) + odd)
+    assert kept == {"z": b"\x08" + a, "e": a}
     rest, split = _wire.split_request(wire)
     upb = fnv1.RunFunctionRequest.FromString(wire)
     assert set(split) == set(upb.observed.resources) == {"x", "y", ""}

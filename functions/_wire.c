@@ -243,16 +243,19 @@ static PyObject *encode_resources(PyObject *module, PyObject *const *args, Py_ss
             PyErr_SetString(PyExc_RuntimeError, "list changed size during encoding");
             goto done;
         }
-        PyObject *item = PyList_GET_ITEM(items, i), *name, *body;
+        /* Held: converting `ready` or encoding may run Python code that changes the list. */
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i)), *name, *body;
         int ready;
         if (!PyTuple_CheckExact(item) || !PyArg_ParseTuple(item, "UO!i", &name, &PyDict_Type,
                                                            &body, &ready)) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "an item is a (str, dict, int) tuple");
+            Py_DECREF(item);
             goto done;
         }
         Py_INCREF(name);
         Py_INCREF(body);
+        Py_DECREF(item);
         /* Written back to front: ready, then the object, then the entry's key. */
         Py_ssize_t entry = written(&w);
         int rc = put_varint(&w, (uint64_t)ready) < 0 || put_byte(&w, READY) < 0;
@@ -305,6 +308,9 @@ static int get_bytes(Reader *r, Reader *field) {
     return 0;
 }
 
+static int skip_group(Reader *r, uint64_t number, int depth);
+
+/* Past a field of any wire type, as protobuf parsers keep unknown fields. */
 static int skip(Reader *r, uint64_t tag) {
     uint64_t ignored;
     Reader field;
@@ -314,6 +320,8 @@ static int skip(Reader *r, uint64_t tag) {
         return get_varint(r, &ignored);
     case 2:
         return get_bytes(r, &field);
+    case 3:
+        return skip_group(r, tag >> 3, 0);
     case 1:
         fixed = 8;
         break;
@@ -325,6 +333,36 @@ static int skip(Reader *r, uint64_t tag) {
     }
     if (r->end - r->p < fixed) return malformed();
     r->p += fixed;
+    return 0;
+}
+
+/* A group (wire types 3 and 4, deprecated but valid): up to its own end. */
+#define MAX_GROUP_DEPTH 100
+static int skip_group(Reader *r, uint64_t number, int depth) {
+    if (depth > MAX_GROUP_DEPTH) return malformed();
+    while (r->p < r->end) {
+        uint64_t tag;
+        if (get_varint(r, &tag) < 0 || (tag >> 3) == 0) return malformed();
+        if ((tag & 7) == 4) return (tag >> 3) == number ? 0 : malformed();
+        if ((tag & 7) == 3 ? skip_group(r, tag >> 3, depth + 1) < 0 : skip(r, tag) < 0)
+            return -1;
+    }
+    return malformed();
+}
+
+/* Append the bytes of `field` to `*acc`, a bytes object of its own (new on first use). */
+static int append(PyObject **acc, const Reader *field) {
+    Py_ssize_t n = field->end - field->p, have = 0;
+    if (*acc == NULL) {
+        /* Made without its bytes, so that it is not CPython's shared one-byte object,
+         * which cannot be resized. */
+        *acc = PyBytes_FromStringAndSize(NULL, n);
+        if (*acc == NULL) return -1;
+    } else {
+        have = PyBytes_GET_SIZE(*acc);
+        if (_PyBytes_Resize(acc, have + n) < 0) return -1;
+    }
+    if (n) memcpy(PyBytes_AS_STRING(*acc) + have, field->p, n);
     return 0;
 }
 
@@ -358,11 +396,12 @@ static PyObject *METADATA, *MANAGED_FIELDS;
 /* A Struct as a dict. `object`: the top level of a Kubernetes object, whose metadata is
  * read without managedFields: nothing reads them, and they are much of an object. */
 static PyObject *get_struct(Reader *r, int object, PyObject *omit, PyObject *keep) {
-    PyObject *dict = PyDict_New();
+    PyObject *dict = PyDict_New(), *joined = NULL;
     if (dict == NULL) return NULL;
     while (r->p < r->end) {
         uint64_t tag;
-        Reader entry, key = {NULL, NULL}, value = {NULL, NULL};
+        Reader entry, key = {NULL, NULL}, value = {NULL, NULL}, piece;
+        Py_CLEAR(joined);
         if (get_varint(r, &tag) < 0) goto fail;
         if (tag != ENTRY) {
             if (skip(r, tag) < 0) goto fail;
@@ -374,7 +413,16 @@ static PyObject *get_struct(Reader *r, int object, PyObject *omit, PyObject *kee
             if (tag == KEY) {
                 if (get_bytes(&entry, &key) < 0) goto fail;
             } else if (tag == VALUE) {
-                if (get_bytes(&entry, &value) < 0) goto fail;
+                if (get_bytes(&entry, &piece) < 0) goto fail;
+                if (value.p == NULL) {
+                    value = piece;
+                    continue;
+                }
+                /* A value repeated: protobuf merges them, as it reads them joined. */
+                if ((joined == NULL && append(&joined, &value) < 0) || append(&joined, &piece) < 0)
+                    goto fail;
+                value.p = (const uint8_t *)PyBytes_AS_STRING(joined);
+                value.end = value.p + PyBytes_GET_SIZE(joined);
             } else if (skip(&entry, tag) < 0) {
                 goto fail;
             }
@@ -400,8 +448,10 @@ static PyObject *get_struct(Reader *r, int object, PyObject *omit, PyObject *kee
         Py_XDECREF(v);
         if (rc < 0) goto fail;
     }
+    Py_XDECREF(joined);
     return dict;
 fail:
+    Py_XDECREF(joined);
     Py_DECREF(dict);
     return NULL;
 }
@@ -429,10 +479,12 @@ fail:
     return NULL;
 }
 
-/* A Value: None when no field is set; the last field set wins, as protobuf parsers do.
+/* A Value: None when no field is set; the last field set wins, and a struct or list set
+ * twice in a row merges, as protobuf parsers do.
  * `metadata`: the value is an object's metadata (read without managedFields). */
 static PyObject *get_value(Reader *r, int metadata) {
     PyObject *out = Py_NewRef(Py_None);
+    uint64_t last = 0;
     while (r->p < r->end) {
         uint64_t tag, n;
         Reader field;
@@ -477,7 +529,16 @@ static PyObject *get_value(Reader *r, int metadata) {
             continue;
         }
         if (v == NULL) goto fail;
+        if (tag == last && (tag == STRUCT || tag == LIST)) {
+            /* The same message field again: merged into the one before. */
+            int rc = tag == STRUCT ? PyDict_Update(out, v)
+                                   : PyList_SetSlice(out, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, v);
+            Py_DECREF(v);
+            if (rc < 0) goto fail;
+            continue;
+        }
         Py_SETREF(out, v);
+        last = tag;
     }
     return out;
 fail:
@@ -504,22 +565,6 @@ static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t narg
 static int bad_request(void) {
     PyErr_SetString(PyExc_ValueError, "malformed RunFunctionRequest bytes");
     return -1;
-}
-
-/* Append the bytes of `field` to `*acc`, a bytes object of its own (new on first use). */
-static int append(PyObject **acc, const Reader *field) {
-    Py_ssize_t n = field->end - field->p, have = 0;
-    if (*acc == NULL) {
-        /* Made without its bytes, so that it is not CPython's shared one-byte object,
-         * which cannot be resized. */
-        *acc = PyBytes_FromStringAndSize(NULL, n);
-        if (*acc == NULL) return -1;
-    } else {
-        have = PyBytes_GET_SIZE(*acc);
-        if (_PyBytes_Resize(acc, have + n) < 0) return -1;
-    }
-    if (n) memcpy(PyBytes_AS_STRING(*acc) + have, field->p, n);
-    return 0;
 }
 
 /* One observed.resources entry: its name and its Resource's object, the Struct's bytes

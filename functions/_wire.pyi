@@ -22,4 +22,5 @@ def encode_resources(
 
 def split_request(data: bytes, /) -> tuple[bytes, dict[str, bytes]]:
     """A RunFunctionRequest's wire bytes without its observed composed objects, and those
-    objects' Struct bytes by name. Raises ValueError on bytes protobuf would refuse."""
+    objects' Struct bytes by name. Raises ValueError when the request's own fields are
+    malformed; an object's bytes are left for `decode`, which raises when they are."""

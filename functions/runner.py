@@ -189,7 +189,7 @@ def _observed(objects: dict[str, bytes]) -> Observed:
 def _decoded(objects: dict[str, bytes], key: str, keep: frozenset[str] | None) -> dict[str, Any]:
     try:
         return _wire.decode(objects[key], keep)
-    except ValueError as err:  # Left undecoded by split_request until read.
+    except (ValueError, RecursionError) as err:  # Left unchecked by split_request.
         raise StateError("", f"observed resource {key!r}: {err}") from err
 
 

@@ -19,6 +19,7 @@ from functions.api.rules import violations
 from functions.render import load, request, to_composite
 from functions.runner import FunctionRunner
 from tests.conftest import ENVIRONMENT, counter_passwords
+from tests.support.protowire import varint
 
 logging.configure(logging.Level.DISABLED)
 CONFIG = {"apiVersion": "fn.cozyplane.io/v1alpha1", "kind": "Input"}
@@ -309,3 +310,21 @@ def test_an_observed_object_that_does_not_decode_is_fatal_naming_it() -> None:
         f"cannot compose XPostgres {name}: observed resource 'cluster': "
         "malformed google.protobuf.Struct bytes"
     )
+
+
+def test_an_observed_object_nested_past_the_recursion_limit_is_fatal_naming_it() -> None:
+    req = request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None)
+    deep = b""
+    for _ in range(5000):  # A Value holding a ListValue holding that Value ...
+        inner = b"\x0a" + varint(len(deep)) + deep
+        deep = b"\x32" + varint(len(inner)) + inner
+    field = b"\x0a\x06status\x12" + varint(len(deep)) + deep
+    struct = b"\x0a" + varint(len(field)) + field
+    resource = b"\x0a" + varint(len(struct)) + struct
+    entry = b"\x0a\x07cluster\x12" + varint(len(resource)) + resource
+    state = b"\x12" + varint(len(entry)) + entry
+    wire = req.SerializeToString() + b"\x12" + varint(len(state)) + state
+    answer = fnv1.RunFunctionResponse.FromString(
+        runner.run_wire(wire, counter_passwords(), logging.get_logger())
+    )
+    assert "observed resource 'cluster': maximum recursion depth exceeded" in fatal(answer)

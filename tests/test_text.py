@@ -162,3 +162,11 @@ def test_a_value_met_twice_is_an_alias_as_safe_dump_writes_it() -> None:
     written = to_yaml(document)
     assert "&id001" in written
     assert written == safe_dump(document, sort_keys=True, width=80)
+
+
+def test_an_empty_collection_met_twice_is_an_alias_too() -> None:
+    empty: dict[str, Any] = {}
+    none: list[Any] = []
+    documents: list[dict[str, Any]] = [{"a": empty, "b": empty}, {"a": [none, none]}, {"a": {}}]
+    for document in documents:
+        assert to_yaml(document) == safe_dump(document, sort_keys=True, width=80)

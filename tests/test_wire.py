@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from functions import _wire, runner
 from tests.support.fuzz import nest
+from tests.support.protowire import varint
 
 keys = st.text(max_size=12) | st.sampled_from(("metadata", "managedFields", "name", ""))
 scalars = (
@@ -184,20 +185,11 @@ def test_runaway_nesting_raises_instead_of_overflowing_the_stack() -> None:
         _wire.encode({"x": nest(100_000)}, runner._plain)
     deep = b""
     for _ in range(100_000):  # A Value holding a ListValue holding that Value ...
-        inner = b"\x0a" + _varint(len(deep)) + deep
-        deep = b"\x32" + _varint(len(inner)) + inner
-    entry = b"\x0a\x01x\x12" + _varint(len(deep)) + deep
+        inner = b"\x0a" + varint(len(deep)) + deep
+        deep = b"\x32" + varint(len(inner)) + inner
+    entry = b"\x0a\x01x\x12" + varint(len(deep)) + deep
     with pytest.raises(RecursionError):
-        _wire.decode(b"\x0a" + _varint(len(entry)) + entry)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+        _wire.decode(b"\x0a" + varint(len(entry)) + entry)
 
 
 @settings(max_examples=2000, deadline=None)
@@ -272,17 +264,17 @@ def test_a_split_request_is_the_request_without_its_observed_objects(
 
 def test_split_objects_merge_and_replace_as_protobuf_reads_them() -> None:
     def entry(name: bytes, *structs: bytes) -> bytes:
-        resource = b"".join(b"\x0a" + _varint(len(s)) + s for s in structs)
-        body = b"\x0a" + _varint(len(name)) + name + b"\x12" + _varint(len(resource)) + resource
-        return b"\x12" + _varint(len(body)) + body
+        resource = b"".join(b"\x0a" + varint(len(s)) + s for s in structs)
+        body = b"\x0a" + varint(len(name)) + name + b"\x12" + varint(len(resource)) + resource
+        return b"\x12" + varint(len(body)) + body
 
     a = sdk_struct({"a": 1}).SerializeToString()
     b = sdk_struct({"b": 2, "a": 3}).SerializeToString()
     state = entry(b"x", a) + entry(b"x", b) + entry(b"y", a, b) + entry(b"", a)
-    wire = b"\x12" + _varint(len(state)) + state
+    wire = b"\x12" + varint(len(state)) + state
     # Objects of one byte and none, then more: bytes are kept as they come, to decode later.
     odd = entry(b"z", b"\x08", b"", a) + entry(b"e", b"", a)
-    _, kept = _wire.split_request(b"\x12" + _varint(len(odd)) + odd)
+    _, kept = _wire.split_request(b"\x12" + varint(len(odd)) + odd)
     assert kept == {"z": b"\x08" + a, "e": a}
     rest, split = _wire.split_request(wire)
     upb = fnv1.RunFunctionRequest.FromString(wire)
@@ -355,3 +347,65 @@ def test_decode_keeps_only_the_fields_asked_for() -> None:
     assert _wire.decode(wire, None) == _wire.decode(wire)
     with pytest.raises(TypeError):
         _wire.decode(wire, {"kind"})  # type: ignore[arg-type]
+
+
+def _field(tag: int, data: bytes) -> bytes:
+    return bytes([tag]) + varint(len(data)) + data
+
+
+def _entry(key: str, *values: bytes) -> bytes:
+    return _field(0x0A, _field(0x0A, key.encode()) + b"".join(_field(0x12, v) for v in values))
+
+
+STRUCT_A = _field(0x2A, sdk_struct({"x": "1", "n": 1}).SerializeToString())
+STRUCT_B = _field(0x2A, sdk_struct({"y": "2", "n": 2}).SerializeToString())
+LIST_1 = _field(0x32, _field(0x0A, b"\x1a\x011"))
+LIST_2 = _field(0x32, _field(0x0A, b"\x1a\x012"))
+GROUP = b"\x9b\x06\x08\x01\x9c\x06"  # Field 99 as a group holding a varint: unknown.
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        _entry("a", STRUCT_A, STRUCT_B),  # A value repeated: the Values merge.
+        _entry("a", STRUCT_A + STRUCT_B),  # A struct repeated in one Value: merged.
+        _entry("a", LIST_1 + LIST_2),  # A list repeated: concatenated.
+        _entry("a", STRUCT_A + b"\x1a\x01s" + STRUCT_B),  # Another kind between: replaced.
+        _entry("a", b"\x1a\x01s", b""),  # An empty Value after: nothing changes.
+        _entry("a", STRUCT_A) + _entry("a", STRUCT_B),  # A key again: the entry replaces.
+        GROUP + _entry("a", GROUP + b"\x1a\x01s" + GROUP),  # Groups skipped where unknown.
+    ],
+)
+def test_repeated_and_unknown_fields_read_as_protobuf_reads_them(wire: bytes) -> None:
+    struct = struct_pb2.Struct.FromString(wire)
+    assert typed_plain(_wire.decode(wire)) == typed_plain_struct(struct)
+
+
+def test_a_request_with_unknown_groups_splits_as_protobuf_parses_it() -> None:
+    obj = sdk_struct({"kind": "Pod"}).SerializeToString()
+    # Not in the map entry itself: upb sets aside an entry with unknown fields, Go's
+    # protobuf does not, and Crossplane sends none.
+    entry = _field(0x0A, b"x") + _field(0x12, GROUP + _field(0x0A, obj) + GROUP)
+    state = GROUP + _field(0x12, entry) + _field(0x0A, _field(0x0A, obj))
+    wire = GROUP + _field(0x12, state) + GROUP
+    rest, split = _wire.split_request(wire)
+    upb = fnv1.RunFunctionRequest.FromString(wire)
+    assert _wire.decode(split["x"]) == {"kind": "Pod"}
+    expected = fnv1.RunFunctionRequest()
+    expected.CopyFrom(upb)
+    expected.observed.ClearField("resources")
+    assert fnv1.RunFunctionRequest.FromString(rest) == expected
+
+
+def test_resources_whose_ready_runs_code_that_clears_the_list_never_crash() -> None:
+    items: list[Any] = []
+
+    class Clears(int):
+        def __index__(self) -> int:
+            items.clear()
+            return 1
+
+    items.append(("n" * 51, {"k" * 41: ["a" * 100]}, Clears(1)))
+    wire = _wire.encode_resources(items, runner._plain)
+    rsp = fnv1.RunFunctionResponse.FromString(wire)
+    assert list(rsp.desired.resources) == ["n" * 51]

@@ -135,13 +135,18 @@ def _scalar(value: str) -> str:
     return text
 
 
-def _inline(value: Any) -> str | None:
+def _inline(value: Any, seen: set[int]) -> str | None:
     """A value written on its key's or dash's line; None for a collection with items."""
     kind = type(value)
     if kind is str:
         return _scalar(value)
     if kind is dict or kind is list:
-        return None if value else ("{}" if kind is dict else "[]")
+        if value:
+            return None
+        if id(value) in seen:  # PyYAML writes an anchor and an alias, even for {}.
+            raise _UnusualError
+        seen.add(id(value))
+        return "{}" if kind is dict else "[]"
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -166,7 +171,7 @@ def _block(data: Any, first: str, indent: str, out: list[str], seen: set[int], s
         for key, value in sorted(data.items()) if sort else data.items():
             if type(key) is not str or len(key) > _SIMPLE_KEY:
                 raise _UnusualError
-            text = _inline(value)
+            text = _inline(value, seen)
             if text is not None:
                 out.append(f"{lead}{_scalar(key)}: {text}\n")
             else:
@@ -178,7 +183,7 @@ def _block(data: Any, first: str, indent: str, out: list[str], seen: set[int], s
             lead = indent
     else:
         for value in data:
-            text = _inline(value)
+            text = _inline(value, seen)
             if text is not None:
                 out.append(f"{lead}- {text}\n")
             else:

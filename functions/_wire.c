@@ -34,7 +34,6 @@ enum {
     STRUCT = 0x2a,
     LIST = 0x32,
     STATE = 0x12,     /* RunFunctionRequest.observed, RunFunctionResponse.desired */
-    COMPOSITE = 0x0a, /* State.composite */
     RESOURCES = 0x12, /* State.resources */
     RESOURCE = 0x0a,  /* Resource.resource */
     READY = 0x18,     /* Resource.ready */
@@ -79,16 +78,21 @@ static inline int put(Writer *w, const void *data, Py_ssize_t n) {
 
 static inline int put_byte(Writer *w, uint8_t byte) { return put(w, &byte, 1); }
 
-static inline int put_varint(Writer *w, uint64_t v) {
-    uint8_t tmp[10];
+/* `v` as a varint into `out` (room for 10 bytes); returns how many bytes it took. */
+static inline int varint(uint8_t *out, uint64_t v) {
     int n = 0;
     do {
-        tmp[n] = v & 0x7f;
+        out[n] = v & 0x7f;
         v >>= 7;
-        if (v) tmp[n] |= 0x80;
+        if (v) out[n] |= 0x80;
         n++;
     } while (v);
-    return put(w, tmp, n);
+    return n;
+}
+
+static inline int put_varint(Writer *w, uint64_t v) {
+    uint8_t tmp[10];
+    return put(w, tmp, varint(tmp, v));
 }
 
 /* The tag and length of a length-delimited field whose bytes since `mark` are written. */
@@ -567,6 +571,11 @@ static int bad_request(void) {
     return -1;
 }
 
+/* An unknown field of the request's own messages; field number 0 is refused, as upb does. */
+static int skip_field(Reader *r, uint64_t tag) {
+    return (tag >> 3) == 0 || skip(r, tag) < 0 ? bad_request() : 0;
+}
+
 /* One observed.resources entry: its name and its Resource's object, the Struct's bytes
  * (repeated fields concatenated, which upb reads as a merge), left for decode to read
  * when a service reads them. The last entry of a name wins, as in any protobuf map. */
@@ -585,12 +594,12 @@ static int split_entry(Reader entry, PyObject *objects) {
                 if (tag == RESOURCE) {
                     if (get_bytes(&value, &field) < 0) goto bad;
                     if (append(&object, &field) < 0) goto fail;
-                } else if ((tag >> 3) == 0 || skip(&value, tag) < 0) {
-                    goto bad;
+                } else if (skip_field(&value, tag) < 0) {
+                    goto fail;
                 }
             }
-        } else if ((tag >> 3) == 0 || skip(&entry, tag) < 0) {
-            goto bad;
+        } else if (skip_field(&entry, tag) < 0) {
+            goto fail;
         }
     }
     if (object == NULL && (object = PyBytes_FromStringAndSize(NULL, 0)) == NULL) return -1;
@@ -613,69 +622,42 @@ fail:
 static PyObject *split_request(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Reader r = {view.buf, (const uint8_t *)view.buf + view.len}, field;
+    Reader r = {view.buf, (const uint8_t *)view.buf + view.len}, field, entry;
     PyObject *objects = PyDict_New(), *rest = NULL, *state = NULL, *out = NULL;
     int observed = 0;
+    uint64_t tag;
     if (objects == NULL) goto done;
     while (r.p < r.end) {
         const uint8_t *start = r.p;
-        uint64_t tag;
-        if (get_varint(&r, &tag) < 0) {
-            bad_request();
-            goto done;
-        }
+        if (get_varint(&r, &tag) < 0) goto bad;
         if (tag != STATE) {
-            if ((tag >> 3) == 0 || skip(&r, tag) < 0) {
-                bad_request();
-                goto done;
-            }
+            if (skip_field(&r, tag) < 0) goto done;
             Reader whole = {start, r.p};
             if (append(&rest, &whole) < 0) goto done;
             continue;
         }
-        if (get_bytes(&r, &field) < 0) {
-            bad_request();
-            goto done;
-        }
+        if (get_bytes(&r, &field) < 0) goto bad;
         observed = 1;
         /* The observed state: its composite (and anything else) stays for upb to parse. */
         while (field.p < field.end) {
             const uint8_t *at = field.p;
-            Reader entry;
-            if (get_varint(&field, &tag) < 0) {
-                bad_request();
-                goto done;
-            }
+            if (get_varint(&field, &tag) < 0) goto bad;
             if (tag == RESOURCES) {
-                if (get_bytes(&field, &entry) < 0) {
-                    bad_request();
-                    goto done;
-                }
+                if (get_bytes(&field, &entry) < 0) goto bad;
                 if (split_entry(entry, objects) < 0) goto done;
                 continue;
             }
-            if ((tag >> 3) == 0 || skip(&field, tag) < 0) {
-                bad_request();
-                goto done;
-            }
+            if (skip_field(&field, tag) < 0) goto done;
             Reader kept = {at, field.p};
             if (append(&state, &kept) < 0) goto done;
         }
     }
     if (observed) {
         /* Re-framed as one observed field after the rest: upb merges repeated fields. */
-        uint8_t prefix[11];
-        Py_ssize_t n = state == NULL ? 0 : PyBytes_GET_SIZE(state), len = 0;
-        uint64_t v = (uint64_t)n;
-        prefix[len++] = STATE;
-        do {
-            prefix[len] = v & 0x7f;
-            v >>= 7;
-            if (v) prefix[len] |= 0x80;
-            len++;
-        } while (v);
-        Reader p = {prefix, prefix + len};
-        if (append(&rest, &p) < 0) goto done;
+        uint8_t prefix[11] = {STATE};
+        Py_ssize_t n = state == NULL ? 0 : PyBytes_GET_SIZE(state);
+        Reader framing = {prefix, prefix + 1 + varint(prefix + 1, (uint64_t)n)};
+        if (append(&rest, &framing) < 0) goto done;
         if (state != NULL) {
             Reader body = {(const uint8_t *)PyBytes_AS_STRING(state),
                            (const uint8_t *)PyBytes_AS_STRING(state) + n};
@@ -684,6 +666,9 @@ static PyObject *split_request(PyObject *module, PyObject *arg) {
     }
     if (rest == NULL && (rest = PyBytes_FromStringAndSize(NULL, 0)) == NULL) goto done;
     out = PyTuple_Pack(2, rest, objects);
+    goto done;
+bad:
+    bad_request();
 done:
     PyBuffer_Release(&view);
     Py_XDECREF(objects);

@@ -19,7 +19,7 @@ from functions.api.rules import violations
 from functions.render import load, request, to_composite
 from functions.runner import FunctionRunner
 from tests.conftest import ENVIRONMENT, counter_passwords
-from tests.support.protowire import varint
+from tests.support.protowire import field, nested_lists, observed
 
 logging.configure(logging.Level.DISABLED)
 CONFIG = {"apiVersion": "fn.cozyplane.io/v1alpha1", "kind": "Input"}
@@ -299,9 +299,7 @@ def test_an_object_an_earlier_step_desired_keeps_what_that_step_set_beside_it() 
 def test_an_observed_object_that_does_not_decode_is_fatal_naming_it() -> None:
     req = request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None)
     broken = b"\x0a\x05\x0a\x01s\x12\x09"  # A Struct entry whose value runs past the end.
-    entry = b"\x0a\x07cluster\x12" + bytes([len(broken) + 2]) + b"\x0a" + bytes([len(broken)])
-    wire = req.SerializeToString() + b"\x12" + bytes([len(entry) + len(broken) + 2])
-    wire += b"\x12" + bytes([len(entry) + len(broken)]) + entry + broken
+    wire = req.SerializeToString() + observed(b"cluster", broken)
     answer = fnv1.RunFunctionResponse.FromString(
         runner.run_wire(wire, counter_passwords(), logging.get_logger())
     )
@@ -314,16 +312,8 @@ def test_an_observed_object_that_does_not_decode_is_fatal_naming_it() -> None:
 
 def test_an_observed_object_nested_past_the_recursion_limit_is_fatal_naming_it() -> None:
     req = request(postgres_xr(), {}, load(ENVIRONMENT), CONFIG, None)
-    deep = b""
-    for _ in range(5000):  # A Value holding a ListValue holding that Value ...
-        inner = b"\x0a" + varint(len(deep)) + deep
-        deep = b"\x32" + varint(len(inner)) + inner
-    field = b"\x0a\x06status\x12" + varint(len(deep)) + deep
-    struct = b"\x0a" + varint(len(field)) + field
-    resource = b"\x0a" + varint(len(struct)) + struct
-    entry = b"\x0a\x07cluster\x12" + varint(len(resource)) + resource
-    state = b"\x12" + varint(len(entry)) + entry
-    wire = req.SerializeToString() + b"\x12" + varint(len(state)) + state
+    status = field(0x0A, field(0x0A, b"status") + field(0x12, nested_lists(5000)))
+    wire = req.SerializeToString() + observed(b"cluster", status)
     answer = fnv1.RunFunctionResponse.FromString(
         runner.run_wire(wire, counter_passwords(), logging.get_logger())
     )

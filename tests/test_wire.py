@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from functions import _wire, runner
 from tests.support.fuzz import nest
-from tests.support.protowire import varint
+from tests.support.protowire import field, nested_lists, observed
 
 keys = st.text(max_size=12) | st.sampled_from(("metadata", "managedFields", "name", ""))
 scalars = (
@@ -183,13 +183,8 @@ def test_a_list_changed_by_plain_is_refused_not_read_out_of_bounds() -> None:
 def test_runaway_nesting_raises_instead_of_overflowing_the_stack() -> None:
     with pytest.raises(RecursionError):
         _wire.encode({"x": nest(100_000)}, runner._plain)
-    deep = b""
-    for _ in range(100_000):  # A Value holding a ListValue holding that Value ...
-        inner = b"\x0a" + varint(len(deep)) + deep
-        deep = b"\x32" + varint(len(inner)) + inner
-    entry = b"\x0a\x01x\x12" + varint(len(deep)) + deep
     with pytest.raises(RecursionError):
-        _wire.decode(b"\x0a" + varint(len(entry)) + entry)
+        _wire.decode(_entry("x", nested_lists(100_000)))
 
 
 @settings(max_examples=2000, deadline=None)
@@ -263,18 +258,11 @@ def test_a_split_request_is_the_request_without_its_observed_objects(
 
 
 def test_split_objects_merge_and_replace_as_protobuf_reads_them() -> None:
-    def entry(name: bytes, *structs: bytes) -> bytes:
-        resource = b"".join(b"\x0a" + varint(len(s)) + s for s in structs)
-        body = b"\x0a" + varint(len(name)) + name + b"\x12" + varint(len(resource)) + resource
-        return b"\x12" + varint(len(body)) + body
-
     a = sdk_struct({"a": 1}).SerializeToString()
     b = sdk_struct({"b": 2, "a": 3}).SerializeToString()
-    state = entry(b"x", a) + entry(b"x", b) + entry(b"y", a, b) + entry(b"", a)
-    wire = b"\x12" + varint(len(state)) + state
+    wire = observed(b"x", a) + observed(b"x", b) + observed(b"y", a, b) + observed(b"", a)
     # Objects of one byte and none, then more: bytes are kept as they come, to decode later.
-    odd = entry(b"z", b"\x08", b"", a) + entry(b"e", b"", a)
-    _, kept = _wire.split_request(b"\x12" + varint(len(odd)) + odd)
+    _, kept = _wire.split_request(observed(b"z", b"\x08", b"", a) + observed(b"e", b"", a))
     assert kept == {"z": b"\x08" + a, "e": a}
     rest, split = _wire.split_request(wire)
     upb = fnv1.RunFunctionRequest.FromString(wire)
@@ -349,18 +337,14 @@ def test_decode_keeps_only_the_fields_asked_for() -> None:
         _wire.decode(wire, {"kind"})  # type: ignore[arg-type]
 
 
-def _field(tag: int, data: bytes) -> bytes:
-    return bytes([tag]) + varint(len(data)) + data
-
-
 def _entry(key: str, *values: bytes) -> bytes:
-    return _field(0x0A, _field(0x0A, key.encode()) + b"".join(_field(0x12, v) for v in values))
+    return field(0x0A, field(0x0A, key.encode()) + b"".join(field(0x12, v) for v in values))
 
 
-STRUCT_A = _field(0x2A, sdk_struct({"x": "1", "n": 1}).SerializeToString())
-STRUCT_B = _field(0x2A, sdk_struct({"y": "2", "n": 2}).SerializeToString())
-LIST_1 = _field(0x32, _field(0x0A, b"\x1a\x011"))
-LIST_2 = _field(0x32, _field(0x0A, b"\x1a\x012"))
+STRUCT_A = field(0x2A, sdk_struct({"x": "1", "n": 1}).SerializeToString())
+STRUCT_B = field(0x2A, sdk_struct({"y": "2", "n": 2}).SerializeToString())
+LIST_1 = field(0x32, field(0x0A, b"\x1a\x011"))
+LIST_2 = field(0x32, field(0x0A, b"\x1a\x012"))
 GROUP = b"\x9b\x06\x08\x01\x9c\x06"  # Field 99 as a group holding a varint: unknown.
 
 
@@ -385,9 +369,9 @@ def test_a_request_with_unknown_groups_splits_as_protobuf_parses_it() -> None:
     obj = sdk_struct({"kind": "Pod"}).SerializeToString()
     # Not in the map entry itself: upb sets aside an entry with unknown fields, Go's
     # protobuf does not, and Crossplane sends none.
-    entry = _field(0x0A, b"x") + _field(0x12, GROUP + _field(0x0A, obj) + GROUP)
-    state = GROUP + _field(0x12, entry) + _field(0x0A, _field(0x0A, obj))
-    wire = GROUP + _field(0x12, state) + GROUP
+    entry = field(0x0A, b"x") + field(0x12, GROUP + field(0x0A, obj) + GROUP)
+    state = GROUP + field(0x12, entry) + field(0x0A, field(0x0A, obj))
+    wire = GROUP + field(0x12, state) + GROUP
     rest, split = _wire.split_request(wire)
     upb = fnv1.RunFunctionRequest.FromString(wire)
     assert _wire.decode(split["x"]) == {"kind": "Pod"}

@@ -65,14 +65,19 @@ _KEPT = 4096
 _SCALARS: dict[str, ScalarEvent] = {}
 
 
+def _keep(cache: dict[str, Any], value: str, made: Any) -> None:
+    """Remember what was made of a short string, in a cache of bounded size."""
+    if len(value) <= _SHORT:
+        if len(cache) >= _KEPT:
+            cache.clear()
+        cache[value] = made
+
+
 def _string(value: str) -> ScalarEvent:
     event = _SCALARS.get(value)
     if event is None:
         event = ScalarEvent(None, _STR, (_implicit(value, (True, False)) == _STR, True), value)
-        if len(value) <= _SHORT:
-            if len(_SCALARS) >= _KEPT:
-                _SCALARS.clear()
-            _SCALARS[value] = event
+        _keep(_SCALARS, value, event)
     return event
 
 
@@ -128,10 +133,7 @@ def _scalar(value: str) -> str:
         if not _PLAIN.fullmatch(value):
             raise _UnusualError
         text = value if _implicit(value, (True, False)) == _STR else f"'{value}'"
-        if len(value) <= _SHORT:
-            if len(_WRITTEN) >= _KEPT:
-                _WRITTEN.clear()
-            _WRITTEN[value] = text
+        _keep(_WRITTEN, value, text)
     return text
 
 

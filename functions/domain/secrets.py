@@ -19,18 +19,27 @@ def random_password(length: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def decoded(observed: Mapping[str, Any] | None) -> dict[str, str]:
-    """The data of an observed Secret, base64-decoded; values that are not base64 of UTF-8
-    are skipped (services/base.py has already refused any that is not a string)."""
-    if observed is None:
-        return {}
+def decoded(data: Mapping[str, Any]) -> dict[str, str]:
+    """An observed Secret's data (`Observed.data`), base64-decoded; values that are not
+    base64 of UTF-8 are skipped."""
     out: dict[str, str] = {}
-    for key, value in (observed.get("data") or {}).items():
-        try:
-            out[key] = base64.b64decode(value, validate=True).decode()
-        except ValueError:
-            continue
+    for key in data:
+        value = decoded_value(data, key)
+        if value is not None:
+            out[key] = value
     return out
+
+
+def decoded_value(data: Mapping[str, Any], key: str) -> str | None:
+    """One value of an observed Secret's data, base64-decoded; None when it is absent or
+    not base64 of UTF-8."""
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except ValueError:
+        return None
 
 
 def secret(

@@ -43,6 +43,7 @@ class Composite:
 
 
 STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
+DATA_FIELDS = ("data",)
 
 
 def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
@@ -60,25 +61,29 @@ def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Obj
 class Observed:
     """Observed composed resources by composition-resource name, converted on first read.
 
-    An object a service reads whole (`get`: Secrets, the objects data guards compare) is
-    checked when first read. Readiness needs only an object's apiVersion, kind, metadata
-    and status (`state`), which the runner decodes alone, unchecked: converting and
-    checking every observed object in full was most of a call's cost. A state field of
-    an impossible type can only mislead readiness; when a rule trips on one, the runner
-    names it (functions/runner.py).
+    An object a service reads whole (`get`: the objects data guards compare) is checked
+    when first read. Readiness needs only an object's apiVersion, kind, metadata and
+    status (`state`), which the runner decodes alone, unchecked: converting and checking
+    every observed object in full was most of a call's cost. A state field of an
+    impossible type can only mislead readiness; when a rule trips on one, the runner
+    names it (functions/runner.py). A Secret is read for its `data` alone (`data`),
+    decoded and checked without the metadata and managed fields around it.
     """
 
     def __init__(
         self,
         keys: Iterable[str],
         load: Callable[[str], Object],
-        load_state: Callable[[str], Object] | None = None,
+        load_fields: Callable[[str, tuple[str, ...]], Object] | None = None,
     ) -> None:
+        """`load_fields(key, names)` decodes only the named top-level fields; without it,
+        parts are cut from the whole object."""
         self._keys = frozenset(keys)
         self._load = load
-        self._load_state = load_state
+        self._load_fields = load_fields
         self._cache: dict[str, Object] = {}
         self._states: dict[str, Object] = {}
+        self._data: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def of(cls, objects: Mapping[str, Object]) -> Observed:
@@ -96,15 +101,30 @@ class Observed:
         if key not in self._keys:
             return None
         if key not in self._states:
-            if self._load_state is None or key in self._cache:
-                full = self.get(key) or {}
-                self._states[key] = {f: full[f] for f in STATE_FIELDS if f in full}
-            else:
-                self._states[key] = self._load_state(key)
+            self._states[key] = self._part(key, STATE_FIELDS)
         return self._states[key]
+
+    def data(self, key: str) -> Mapping[str, Any]:
+        """An observed Secret's `data` (base64 strings), checked; empty while it does not
+        exist or holds nothing."""
+        if key not in self._keys:
+            return {}
+        if key not in self._data:
+            part = _checked(self._part(key, DATA_FIELDS), "observed resource", key)
+            self._data[key] = part.get("data") or {}
+        return self._data[key]
+
+    def _part(self, key: str, names: tuple[str, ...]) -> Object:
+        if self._load_fields is None or key in self._cache:
+            full = self.get(key) or {}
+            return {f: full[f] for f in names if f in full}
+        return self._load_fields(key, names)
 
     def keys(self) -> frozenset[str]:
         return self._keys
+
+    def exists(self, key: str) -> bool:
+        return key in self._keys
 
     def check(self) -> None:
         """Read every object whole, in name order: the first malformed one raises."""
@@ -185,15 +205,26 @@ class Outcome:
     ready: bool | None = None
     """Overrides Crossplane's derivation (all composed objects ready) when set."""
 
-    def add(self, key: str, body: Object) -> Object | None:
-        """Compose `body` under `key`. Returns, once it exists, the object as observed with
-        the spec asked for: its observed metadata and status with `body`'s spec."""
-        if key in self.resources:
-            raise ValueError(f"composed twice: {key}")
+    def add(self, key: str, body: Object) -> None:
+        """Compose `body` under `key`. A kind ready once it exists is judged without
+        decoding what is observed of it (RBAC, Secrets, network policies...)."""
+        if readiness.by_existence(body):
+            self._put(key, Desired(body, self.ctx.observed.exists(key)))
+        else:
+            self.add_observed(key, body)
+
+    def add_observed(self, key: str, body: Object) -> Object | None:
+        """`add`, returning, once it exists, the object as observed with the spec asked
+        for: its observed metadata and status with `body`'s spec."""
         state = self.ctx.observed.state(key)
         view = None if state is None else state | {"spec": body.get("spec", {})}
-        self.resources[key] = Desired(body, readiness.is_ready(body, view))
+        self._put(key, Desired(body, readiness.is_ready(body, view)))
         return view
+
+    def _put(self, key: str, desired: Desired) -> None:
+        if key in self.resources:
+            raise ValueError(f"composed twice: {key}")
+        self.resources[key] = desired
 
     def require(self, name: str, requirement: Requirement) -> Object | None:
         """Ask for a resource; returns it once Crossplane has fetched it."""

@@ -69,7 +69,7 @@ def compose(spec: HTTPCacheSpec, ctx: Context) -> Outcome:
         "haproxy.cfg": haproxy_config(release, caches, origins),
     }
     out.add("haproxy-config", _config_map(f"{release}-haproxy", ns, labels, haproxy_data))
-    haproxy = out.add(
+    haproxy = out.add_observed(
         "haproxy",
         _haproxy_deployment(spec, ctx, release, ns, labels, _checksum(haproxy_data)),
     )
@@ -84,7 +84,7 @@ def compose(spec: HTTPCacheSpec, ctx: Context) -> Outcome:
             "externalTrafficPolicy": "Local",
             "allocateLoadBalancerNodePorts": False,
         }
-    service = out.add(
+    service = out.add_observed(
         "haproxy-service",
         {
             "apiVersion": "v1",
@@ -113,9 +113,13 @@ def compose(spec: HTTPCacheSpec, ctx: Context) -> Outcome:
     volumes: list[Object | None] = []
     for i in range(caches):
         cache_deployments.append(
-            out.add(f"cache-{i}", _cache_deployment(spec, ctx, release, ns, labels, i, checksum))
+            out.add_observed(
+                f"cache-{i}", _cache_deployment(spec, ctx, release, ns, labels, i, checksum)
+            )
         )
-        volumes.append(out.add(f"cache-{i}-volume", _cache_volume(spec, release, ns, labels, i)))
+        volumes.append(
+            out.add_observed(f"cache-{i}-volume", _cache_volume(spec, release, ns, labels, i))
+        )
         out.add(f"cache-{i}-service", _cache_service(release, ns, labels, i))
     out.add(
         "nginx-scrape",

@@ -198,7 +198,7 @@ def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
         "credentials",
         secrets.secret(credentials, ns, _passwords(spec, ctx), labels={WATCH_LABEL: ""}),
     )
-    mariadb = out.add(
+    mariadb = out.add_observed(
         "mariadb",
         {
             "apiVersion": API,
@@ -214,7 +214,7 @@ def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
         if user == ROOT:
             continue
         object_name = f"{release}-{kebab(user)}"
-        applied = out.add(
+        applied = out.add_observed(
             f"user-{kebab(user)}",
             _sql_object(
                 "User",
@@ -234,7 +234,7 @@ def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
         sql.append((f"user-{kebab(user)}", f"User {object_name}", applied))
     for db in sorted(spec.databases):
         object_name = f"{release}-{kebab(db)}"
-        applied = out.add(
+        applied = out.add_observed(
             f"database-{kebab(db)}",
             _sql_object(
                 "Database",
@@ -252,7 +252,7 @@ def compose(spec: MariaDBSpec, ctx: Context) -> Outcome:
         )
         sql.append((f"database-{kebab(db)}", f"Database {object_name}", applied))
     for key, object_name, grant in grants:
-        applied = out.add(key, _sql_object("Grant", object_name, ns, grant))
+        applied = out.add_observed(key, _sql_object("Grant", object_name, ns, grant))
         sql.append((key, f"Grant {object_name}", applied))
 
     backup_state = _backup(out, spec.backup, release, name, ns)
@@ -305,7 +305,7 @@ def _require_positive(limits: dict[str, str], size: str) -> None:
 
 def _passwords(spec: MariaDBSpec, ctx: Context) -> dict[str, str]:
     """One password per user and root: as given, else as observed, else generated once."""
-    previous = secrets.decoded(ctx.observed.get("credentials"))
+    previous = secrets.decoded(ctx.observed.data("credentials"))
     passwords = {
         user: secrets.stable(settings.password, previous.get(user), generate=ctx.passwords)
         for user, settings in sorted(spec.users.items())
@@ -525,7 +525,7 @@ def _backup(out: Outcome, backup: MariaDBBackup, release: str, name: str, ns: st
                 {"s3AccessKey": backup.s3_access_key, "s3SecretKey": backup.s3_secret_key},
             ),
         )
-    applied = out.add(
+    applied = out.add_observed(
         "backup",
         _sql_object(
             "Backup",

@@ -156,7 +156,7 @@ def compose_monitoring(out: Outcome, ns: str, host: str, ingress_class: str) -> 
 
 
 def _grafana(out: Outcome, ns: str, host: str, ingress_class: str) -> None:
-    observed = secrets.decoded(out.ctx.observed.get("grafana-admin-password"))
+    observed = secrets.decoded(out.ctx.observed.data("grafana-admin-password"))
     password = secrets.stable(None, observed.get("password"), generate=out.ctx.passwords, length=32)
     out.add(
         "grafana-admin-password",

@@ -96,7 +96,7 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
         ]
     _bootstrap(out, spec, release, ns, cluster_spec, observed_cluster)
 
-    cluster = out.add(
+    cluster = out.add_observed(
         "cluster",
         {
             "apiVersion": CNPG,
@@ -118,7 +118,7 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
         }
         if database.extensions:
             db_spec["extensions"] = [{"name": e, "ensure": "present"} for e in database.extensions]
-        applied = out.add(
+        applied = out.add_observed(
             f"database-{kebab(db)}",
             {
                 "apiVersion": CNPG,
@@ -133,7 +133,7 @@ def compose(spec: PostgresSpec, ctx: Context) -> Outcome:
 
     external = ""
     if spec.external:
-        svc = out.add(
+        svc = out.add_observed(
             "external-service",
             {
                 "apiVersion": "v1",
@@ -286,12 +286,12 @@ def _readonly_hba(spec: PostgresSpec) -> list[str]:
 def _users(out: Outcome, spec: PostgresSpec, release: str, ns: str, host: str) -> dict[str, str]:
     if not spec.users:
         return {}
-    previous = secrets.decoded(out.ctx.observed.get("credentials"))
+    previous = secrets.decoded(out.ctx.observed.data("credentials"))
     passwords: dict[str, str] = {}
     names: dict[str, str] = {}
     for user, settings in sorted(spec.users.items()):
         key = f"user-{kebab(user)}"
-        own = secrets.decoded(out.ctx.observed.get(key)).get("password")
+        own = secrets.decoded_value(out.ctx.observed.data(key), "password")
         password = secrets.stable(
             settings.password, own, previous.get(user), generate=out.ctx.passwords
         )

@@ -72,7 +72,7 @@ def compose(spec: RabbitMQSpec, ctx: Context) -> Outcome:
         cluster_spec["override"]["service"] = {
             "spec": {"externalTrafficPolicy": "Local", "allocateLoadBalancerNodePorts": False}
         }
-    cluster = out.add(
+    cluster = out.add_observed(
         "cluster",
         {
             "apiVersion": API,
@@ -173,7 +173,7 @@ def _users(out: Outcome, spec: RabbitMQSpec, release: str, ns: str) -> dict[str,
     for user, settings in sorted(spec.users.items()):
         k = kebab(user)
         secret_key, user_key = f"credentials-{k}", f"user-{k}"
-        previous = secrets.decoded(out.ctx.observed.get(secret_key))
+        previous = secrets.decoded(out.ctx.observed.data(secret_key))
         if previous.get("username", user) != user:
             raise ComposeError(
                 f"spec.users.{user}",
@@ -290,7 +290,7 @@ def _vhost(out: Outcome, key: str, name: str, vhost: str, release: str, ns: str)
 
 def _topology(out: Outcome, key: str, body: Object) -> None:
     """Compose a topology object; until its Ready condition holds, say why."""
-    applied = out.add(key, body)
+    applied = out.add_observed(key, body)
     if applied is not None and not out.resources[key].ready:
         out.wait(f"{body['kind']} {body['metadata']['name']}: {_conditions(applied)}")
 

@@ -33,7 +33,7 @@ def compose(spec: RedisSpec, ctx: Context) -> Outcome:
         out.warn("storageClass has no effect: size is empty, so there is no volume")
 
     if spec.auth_enabled:
-        observed = secrets.decoded(ctx.observed.get("auth")).get("password")
+        observed = secrets.decoded_value(ctx.observed.data("auth"), "password")
         password = secrets.stable(None, observed, generate=ctx.passwords, length=PASSWORD_LENGTH)
         out.add("auth", secrets.secret(f"{release}-auth", ns, {"password": password}))
 
@@ -96,7 +96,7 @@ def compose(spec: RedisSpec, ctx: Context) -> Outcome:
     }
     external = ""
     if spec.external:
-        svc = out.add(
+        svc = out.add_observed(
             "external-service",
             {
                 "apiVersion": "v1",

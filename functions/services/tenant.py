@@ -102,7 +102,7 @@ def compose(spec: TenantSpec, ctx: Context) -> Outcome:
         labels["alpha.kubevirt.io/auto-memory-limits-ratio"] = "1.0"
         if scheduling:
             labels[LABEL_SCHEDULING] = scheduling
-        observed = out.add(
+        observed = out.add_observed(
             "namespace",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace, labels=labels)},
         )

@@ -114,7 +114,7 @@ def compose(spec: VirtualMachineSpec, ctx: Context) -> Outcome:
     vm = None
     composed = not missing or observed_vm is not None
     if composed:
-        vm = out.add(
+        vm = out.add_observed(
             "vm",
             {
                 "apiVersion": KUBEVIRT,
@@ -437,7 +437,7 @@ def _service(
     if annotations:
         body["metadata"]["annotations"] = dict(sorted(annotations.items()))
     body["spec"] |= {"selector": dict(labels), "ports": ports}
-    svc = out.add("service", body)
+    svc = out.add_observed("service", body)
     address = load_balancer_address(svc) if spec.external else ""
     if spec.external and not address:
         out.wait(f"Service {release} has no external address yet")

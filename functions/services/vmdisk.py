@@ -71,7 +71,7 @@ def compose(spec: VMDiskSpec, ctx: Context) -> Outcome:
         annotations[BIND_IMMEDIATE] = ""
     metadata = meta(release, ns, {INSTANCE: release})
     metadata["annotations"] = dict(sorted(annotations.items()))
-    dv = out.add(
+    dv = out.add_observed(
         "datavolume",
         {"apiVersion": CDI, "kind": "DataVolume", "metadata": metadata, "spec": dv_spec},
     )
@@ -304,7 +304,7 @@ def _grow(
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}],
         },
     )
-    applied = out.add(key, job)
+    applied = out.add_observed(key, job)
     name = job["metadata"]["name"]
     failed = [
         c

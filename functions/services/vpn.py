@@ -88,7 +88,7 @@ def compose(spec: VPNSpec, ctx: Context) -> Outcome:
         ),
     )
     _tls(out, release, ns)
-    deployment = out.add("server", _deployment(spec, ctx, release, ns, _checksum(spec)))
+    deployment = out.add_observed("server", _deployment(spec, ctx, release, ns, _checksum(spec)))
 
     ports = [
         {"name": "accessport-tcp", "protocol": "TCP", "port": PORT, "targetPort": PORT},
@@ -110,7 +110,7 @@ def compose(spec: VPNSpec, ctx: Context) -> Outcome:
             "type": "LoadBalancer",
             "externalTrafficPolicy": "Local" if spec.external else "Cluster",
         }
-    service = out.add(
+    service = out.add_observed(
         "service",
         {
             "apiVersion": "v1",
@@ -157,8 +157,8 @@ def access_url(password: str, host: str, release: str) -> str:
 
 def _passwords(spec: VPNSpec, ctx: Context) -> dict[str, str]:
     """Claim passwords, else those of the running configuration, else new ones."""
-    config = _observed_keys(secrets.decoded(ctx.observed.get("config")).get(CONFIG, ""))
-    urls = secrets.decoded(ctx.observed.get("urls"))
+    config = _observed_keys(secrets.decoded_value(ctx.observed.data("config"), CONFIG) or "")
+    urls = secrets.decoded(ctx.observed.data("urls"))
     return {
         user: secrets.stable(
             settings.password,

@@ -155,7 +155,7 @@ def control_plane(
         deployment["extraContainers"] = [_csr_signer(release, spec)]
     if volumes:
         deployment["extraVolumes"] = volumes
-    return out.add(
+    return out.add_observed(
         "control-plane",
         {
             "apiVersion": KAMAJI_CP,
@@ -262,7 +262,7 @@ def _csr_signer(release: str, spec: KubernetesSpec) -> Object:
 def talos_secrets(out: Outcome, c: Cluster) -> dict[str, str]:
     """The machine token, cluster identity and bootstrap token: made once, then reused."""
     key = "talos-secrets"
-    old = secrets.decoded(out.ctx.observed.get(key))
+    old = secrets.decoded(out.ctx.observed.data(key))
     generate = out.ctx.passwords
 
     def lower(length: int) -> str:

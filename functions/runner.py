@@ -21,8 +21,6 @@ from functions.api.rules import violations
 from functions.domain.secrets import PasswordSource, random_password
 from functions.services import COMPOSERS
 from functions.services.base import (
-    DATA_FIELDS,
-    STATE_FIELDS,
     ComposeError,
     Composite,
     Context,
@@ -56,10 +54,6 @@ TTL_SETTLED = datetime.timedelta(minutes=5)
 TTL_WAITING = datetime.timedelta(seconds=15)
 CONDITION = "Available"
 MAX_LISTED = 5
-# The parts of an observed object services decode alone, as `_wire.decode` takes them.
-PARTS: dict[tuple[str, ...], frozenset[str]] = {
-    names: frozenset(names) for names in (STATE_FIELDS, DATA_FIELDS)
-}
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -186,7 +180,7 @@ def _observed(objects: dict[str, bytes]) -> Observed:
     return Observed(
         objects.keys(),
         lambda key: _decoded(objects, key, None),
-        lambda key, names: _decoded(objects, key, PARTS.get(names) or frozenset(names)),
+        lambda key, names: _decoded(objects, key, names),
     )
 
 

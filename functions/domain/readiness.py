@@ -208,12 +208,6 @@ def group_of(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
-def by_existence(desired: Object) -> bool:
-    """Whether the desired object's kind is ready as soon as it exists."""
-    return COMPOSED[(group_of(desired["apiVersion"]), desired["kind"])].ready is exists
-
-
-def is_ready(desired: Object, observed: Object | None) -> bool:
-    """Ready when the object exists and its kind's rule holds for what is observed."""
-    facts = COMPOSED[(group_of(desired["apiVersion"]), desired["kind"])]
-    return observed is not None and facts.ready(observed)
+def rule_of(desired: Object) -> Rule:
+    """The readiness rule of the desired object's kind."""
+    return COMPOSED[(group_of(desired["apiVersion"]), desired["kind"])].ready

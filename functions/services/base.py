@@ -42,8 +42,8 @@ class Composite:
         return self.claim_name, self.claim_namespace
 
 
-STATE_FIELDS = ("apiVersion", "kind", "metadata", "status")
-DATA_FIELDS = ("data",)
+STATE_FIELDS = frozenset(("apiVersion", "kind", "metadata", "status"))
+DATA_FIELDS = frozenset(("data",))
 
 
 def _checked(obj: Object, what: str, name: str, index: int | None = None) -> Object:
@@ -74,7 +74,7 @@ class Observed:
         self,
         keys: Iterable[str],
         load: Callable[[str], Object],
-        load_fields: Callable[[str, tuple[str, ...]], Object] | None = None,
+        load_fields: Callable[[str, frozenset[str]], Object] | None = None,
     ) -> None:
         """`load_fields(key, names)` decodes only the named top-level fields; without it,
         parts are cut from the whole object."""
@@ -114,10 +114,10 @@ class Observed:
             self._data[key] = part.get("data") or {}
         return self._data[key]
 
-    def _part(self, key: str, names: tuple[str, ...]) -> Object:
+    def _part(self, key: str, names: frozenset[str]) -> Object:
         if self._load_fields is None or key in self._cache:
             full = self.get(key) or {}
-            return {f: full[f] for f in names if f in full}
+            return {f: v for f, v in full.items() if f in names}
         return self._load_fields(key, names)
 
     def keys(self) -> frozenset[str]:
@@ -208,17 +208,21 @@ class Outcome:
     def add(self, key: str, body: Object) -> None:
         """Compose `body` under `key`. A kind ready once it exists is judged without
         decoding what is observed of it (RBAC, Secrets, network policies...)."""
-        if readiness.by_existence(body):
+        rule = readiness.rule_of(body)
+        if rule is readiness.exists:
             self._put(key, Desired(body, self.ctx.observed.exists(key)))
         else:
-            self.add_observed(key, body)
+            self._viewed(key, body, rule)
 
     def add_observed(self, key: str, body: Object) -> Object | None:
         """`add`, returning, once it exists, the object as observed with the spec asked
         for: its observed metadata and status with `body`'s spec."""
+        return self._viewed(key, body, readiness.rule_of(body))
+
+    def _viewed(self, key: str, body: Object, rule: readiness.Rule) -> Object | None:
         state = self.ctx.observed.state(key)
         view = None if state is None else state | {"spec": body.get("spec", {})}
-        self._put(key, Desired(body, readiness.is_ready(body, view)))
+        self._put(key, Desired(body, view is not None and rule(view)))
         return view
 
     def _put(self, key: str, desired: Desired) -> None:
